@@ -73,11 +73,13 @@ fn choice_type(type_code: &'static str) -> NodeType {
 
 /// The object whose members a node has: its own JSON object, or for a primitive the `_name`
 /// companion (which holds `id` and `extension`).
-fn members<'a>(node: &Node<'a>) -> Option<(&'a Map<String, serde_json::Value>, &'static str)> {
+fn members<'n, 'a>(
+    node: &'n Node<'a>,
+) -> Option<(&'a Map<String, serde_json::Value>, &'static str, &'n Path<'a>)> {
     match node.json {
-        Some(serde_json::Value::Object(map)) => Some((map, node.ty.key)),
+        Some(serde_json::Value::Object(map)) => Some((map, node.ty.key, &node.path)),
         _ => match node.companion {
-            Some(serde_json::Value::Object(map)) => Some((map, "Element")),
+            Some(serde_json::Value::Object(map)) => Some((map, "Element", &node.companion_path)),
             _ => None,
         },
     }
@@ -94,77 +96,43 @@ fn push_members<'a>(
 ) {
     let value = map.get_key_value(key);
     let companion = map.get_key_value(format!("_{key}").as_str());
-    if value.is_none() && companion.is_none() {
-        return;
+    let present = |v: Option<&'a serde_json::Value>| v.filter(|v| !v.is_null());
+    let mut push = |json: Option<&'a serde_json::Value>,
+                    companion_json: Option<&'a serde_json::Value>,
+                    index: Option<usize>| {
+        if json.is_none() && companion_json.is_none() {
+            return;
+        }
+        let at = |k: Option<(&'a String, &'a serde_json::Value)>| {
+            let p = path.key(k.map_or("", |kv| kv.0.as_str()));
+            index.map_or(p.clone(), |i| p.index(i))
+        };
+        let companion_path = if companion_json.is_some() { at(companion) } else { Path::root() };
+        out.push(Item::node(Node {
+            json,
+            companion: companion_json,
+            ty: ty(json),
+            path: if json.is_some() { at(value) } else { companion_path.clone() },
+            companion_path,
+        }));
+    };
+    let values = value.map(|v| v.1);
+    let companions = companion.map(|c| c.1);
+    match (values, companions) {
+        (Some(serde_json::Value::Array(_)), cs) | (None, cs @ Some(serde_json::Value::Array(_))) => {
+            let vs = values.and_then(|v| v.as_array()).map_or(&[][..], |v| v.as_slice());
+            let cs = cs.and_then(|c| c.as_array()).map_or(&[][..], |c| c.as_slice());
+            for i in 0..vs.len().max(cs.len()) {
+                push(present(vs.get(i)), present(cs.get(i)), Some(i));
+            }
+        }
+        (v, c) => push(present(v), present(c), None),
     }
-    let not_null = |v: Option<&'a serde_json::Value>| v.filter(|v| !v.is_null());
-    match (value.map(|v| v.1), companion.map(|c| c.1)) {
-        (Some(serde_json::Value::Array(values)), comp) => {
-            let comps = comp.and_then(|c| c.as_array());
-            let (vk, _) = value.expect("value present");
-            let n = values.len().max(comps.map_or(0, Vec::len));
-            for i in 0..n {
-                let json = not_null(values.get(i));
-                let companion = not_null(comps.and_then(|c| c.get(i)));
-                if json.is_none() && companion.is_none() {
-                    continue;
-                }
-                let node_path = match (json, companion) {
-                    (None, Some(_)) => path.key(companion_key(companion_key_of(map, key))).index(i),
-                    _ => path.key(vk).index(i),
-                };
-                out.push(Item::node(Node {
-                    json,
-                    companion,
-                    ty: ty(json),
-                    path: node_path,
-                }));
-            }
-        }
-        (None, Some(serde_json::Value::Array(comps))) => {
-            for (i, c) in comps.iter().enumerate() {
-                if c.is_null() {
-                    continue;
-                }
-                out.push(Item::node(Node {
-                    json: None,
-                    companion: Some(c),
-                    ty: ty(None),
-                    path: path.key(companion_key(companion_key_of(map, key))).index(i),
-                }));
-            }
-        }
-        (v, c) => {
-            let json = not_null(v);
-            let companion = not_null(c);
-            if json.is_none() && companion.is_none() {
-                return;
-            }
-            let node_path = match json {
-                Some(_) => path.key(value.expect("value present").0),
-                None => path.key(companion_key(companion_key_of(map, key))),
-            };
-            out.push(Item::node(Node {
-                json,
-                companion,
-                ty: ty(json),
-                path: node_path,
-            }));
-        }
-    }
-}
-
-fn companion_key_of<'a>(map: &'a Map<String, serde_json::Value>, key: &str) -> Option<&'a String> {
-    map.get_key_value(format!("_{key}").as_str()).map(|kv| kv.0)
-}
-
-fn companion_key(key: Option<&String>) -> &str {
-    key.map_or("", String::as_str)
 }
 
 /// The children of a node named `name`, typed from the R4 tables.
 pub(crate) fn child_nodes<'a>(node: &Node<'a>, name: &str, out: &mut Collection<'a>) {
-    let Some((map, key)) = members(node) else {
+    let Some((map, key, path)) = members(node) else {
         return;
     };
     let def = if key.is_empty() {
@@ -178,15 +146,15 @@ pub(crate) fn child_nodes<'a>(node: &Node<'a>, name: &str, out: &mut Collection<
                 let json_key = format!("{name}{}", fhir::types::choice_suffix(choice));
                 if map.contains_key(&json_key) || map.contains_key(&format!("_{json_key}")) {
                     let ty = choice_type(choice);
-                    push_members(map, &json_key, |_| ty, &node.path, out);
+                    push_members(map, &json_key, |_| ty, path, out);
                 }
             }
         }
         Some(def) => {
-            push_members(map, name, |j| element_type(def.type_code, def.children, j), &node.path, out);
+            push_members(map, name, |j| element_type(def.type_code, def.children, j), path, out);
         }
         None if map.contains_key(name) || map.contains_key(&format!("_{name}")) => {
-            push_members(map, name, untyped, &node.path, out);
+            push_members(map, name, untyped, path, out);
         }
         None => {
             // An element of unknown type: find `name[x]`-style keys whose suffix is a type.
@@ -196,7 +164,7 @@ pub(crate) fn child_nodes<'a>(node: &Node<'a>, name: &str, out: &mut Collection<
                     && let Some(code) = type_from_suffix(suffix)
                 {
                     let ty = choice_type(code);
-                    push_members(map, k, |_| ty, &node.path, out);
+                    push_members(map, k, |_| ty, path, out);
                 }
             }
         }
@@ -248,7 +216,7 @@ fn type_from_suffix(suffix: &str) -> Option<&'static str> {
 
 /// All children of a node, in document order.
 pub(crate) fn all_children<'a>(node: &Node<'a>, out: &mut Collection<'a>) {
-    let Some((map, key)) = members(node) else {
+    let Some((map, key, path)) = members(node) else {
         return;
     };
     for (k, _) in map.iter() {
@@ -271,10 +239,10 @@ pub(crate) fn all_children<'a>(node: &Node<'a>, out: &mut Collection<'a>) {
                 map,
                 name,
                 |j| element_type(def.type_code, def.children, j),
-                &node.path,
+                path,
                 out,
             ),
-            _ => push_members(map, name, untyped, &node.path, out),
+            _ => push_members(map, name, untyped, path, out),
         }
     }
 }
@@ -361,6 +329,7 @@ impl<'a> Evaluator<'a, '_> {
             Item::node(Node {
                 json: Some(json),
                 companion: None,
+                companion_path: Path::root(),
                 ty: resource_type(json),
                 path: Path::root(),
             })

@@ -98,6 +98,7 @@ impl Expression {
         let context = Item::node(Node {
             json: Some(input),
             companion: None,
+            companion_path: Path::root(),
             ty,
             path: Path::root(),
         });

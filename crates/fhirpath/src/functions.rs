@@ -670,6 +670,7 @@ impl<'a> Evaluator<'a, '_> {
             Item::node(Node {
                 json: Some(json),
                 companion: None,
+            companion_path: Path::root(),
                 ty: resource_type(json),
                 path,
             })

@@ -29,6 +29,8 @@ pub(crate) struct Node<'a> {
     pub companion: Option<&'a serde_json::Value>,
     pub ty: NodeType,
     pub path: Path<'a>,
+    /// Where the companion sits (the root when there is none).
+    pub companion_path: Path<'a>,
 }
 
 /// The FHIR type of a node: its type code (`HumanName`, `date`, `BackboneElement`) and the key
