@@ -11,8 +11,14 @@ use crate::value::{Date, DateTime, Quantity, Time, Value};
 pub(crate) fn arithmetic(op: BinaryOp, a: Value, b: Value) -> Result<Option<Value>, Error> {
     use Value as V;
     match (op, &a, &b) {
-        (BinaryOp::Add, V::String(x), V::String(y)) => return Ok(Some(V::String(format!("{x}{y}")))),
-        (BinaryOp::Add | BinaryOp::Sub, V::Date(_) | V::DateTime(_) | V::Time(_), V::Quantity(q)) => {
+        (BinaryOp::Add, V::String(x), V::String(y)) => {
+            return Ok(Some(V::String(format!("{x}{y}"))));
+        }
+        (
+            BinaryOp::Add | BinaryOp::Sub,
+            V::Date(_) | V::DateTime(_) | V::Time(_),
+            V::Quantity(q),
+        ) => {
             let q = if op == BinaryOp::Sub {
                 Quantity {
                     value: -q.value,
@@ -53,13 +59,17 @@ pub(crate) fn arithmetic(op: BinaryOp, a: Value, b: Value) -> Result<Option<Valu
                 if y == 0 {
                     None
                 } else {
-                    Decimal::from(x).checked_div(Decimal::from(y)).map(V::Decimal)
+                    Decimal::from(x)
+                        .checked_div(Decimal::from(y))
+                        .map(V::Decimal)
                 }
             }
         });
     }
     let (Some(x), Some(y)) = (as_decimal(&a), as_decimal(&b)) else {
-        return Err(Error::eval("operands of this arithmetic operator have incompatible types"));
+        return Err(Error::eval(
+            "operands of this arithmetic operator have incompatible types",
+        ));
     };
     Ok(match op {
         BinaryOp::Add => x.checked_add(y).map(V::Decimal),
@@ -102,13 +112,19 @@ fn quantity_arithmetic(op: BinaryOp, x: &Quantity, y: &Quantity) -> Result<Optio
             let Some(y) = crate::ucum::convert(y, &x.unit) else {
                 return Ok(None);
             };
-            let value = if op == BinaryOp::Add { x.value + y.value } else { x.value - y.value };
+            let value = if op == BinaryOp::Add {
+                x.value + y.value
+            } else {
+                x.value - y.value
+            };
             Some(Value::Quantity(Quantity {
                 value,
                 unit: x.unit.clone(),
             }))
         }
-        BinaryOp::Mul | BinaryOp::Div => crate::ucum::multiply(x, y, op == BinaryOp::Div).map(Value::Quantity),
+        BinaryOp::Mul | BinaryOp::Div => {
+            crate::ucum::multiply(x, y, op == BinaryOp::Div).map(Value::Quantity)
+        }
         _ => return Err(Error::eval("this operator does not apply to quantities")),
     })
 }
@@ -130,10 +146,13 @@ fn calendar_unit(unit: &str) -> Option<&'static str> {
 
 /// Adds a duration to a date, date-time or time, keeping the input's precision.
 fn shift(v: &Value, q: &Quantity) -> Result<Value, Error> {
-    let unit = calendar_unit(&q.unit).ok_or_else(|| Error::eval("a date can only be shifted by a time-valued quantity"))?;
+    let unit = calendar_unit(&q.unit)
+        .ok_or_else(|| Error::eval("a date can only be shifted by a time-valued quantity"))?;
     // Fractions of the unit are ignored, as the specification says.
     let whole = q.value.trunc();
-    let n: i64 = whole.try_into().map_err(|_| Error::eval("duration out of range"))?;
+    let n: i64 = whole
+        .try_into()
+        .map_err(|_| Error::eval("duration out of range"))?;
     let millis_per = |unit: &str| -> i64 {
         match unit {
             "week" => 7 * 86_400_000,
@@ -154,13 +173,16 @@ fn shift(v: &Value, q: &Quantity) -> Result<Value, Error> {
             let delta = n * millis_per(unit);
             let millis = dt.instant_millis(0) + delta;
             let precision = dt.precision();
-            let mut shifted = DateTime::from_millis(millis, Some(dt.offset_minutes.unwrap_or(0)), precision);
+            let mut shifted =
+                DateTime::from_millis(millis, Some(dt.offset_minutes.unwrap_or(0)), precision);
             shifted.offset_minutes = dt.offset_minutes;
             Ok(Value::DateTime(shifted))
         }
         Value::Time(t) => {
             if matches!(unit, "year" | "month" | "week" | "day") {
-                return Err(Error::eval("a time can only be shifted by hours or smaller units"));
+                return Err(Error::eval(
+                    "a time can only be shifted by hours or smaller units",
+                ));
             }
             let delta = n * millis_per(unit);
             let ms = (t.millis_of_day() + delta).rem_euclid(86_400_000);

@@ -30,7 +30,9 @@ fn time_digits(t: &Time) -> i64 {
 /// precision is out of range.
 pub(crate) fn boundary(v: &Value, precision: Option<i64>, high: bool) -> Option<Value> {
     match v {
-        Value::Integer(i) => decimal_boundary(Decimal::from(*i), precision, high).map(Value::Decimal),
+        Value::Integer(i) => {
+            decimal_boundary(Decimal::from(*i), precision, high).map(Value::Decimal)
+        }
         Value::Decimal(d) => decimal_boundary(*d, precision, high).map(Value::Decimal),
         Value::Quantity(q) => decimal_boundary(q.value, precision, high).map(|value| {
             Value::Quantity(Quantity {
@@ -40,10 +42,20 @@ pub(crate) fn boundary(v: &Value, precision: Option<i64>, high: bool) -> Option<
         }),
         Value::Date(d) => {
             let p = precision.unwrap_or(8);
-            let dt = datetime_boundary(&DateTime { date: *d, time: None, offset_minutes: None }, p.min(8), high)?;
+            let dt = datetime_boundary(
+                &DateTime {
+                    date: *d,
+                    time: None,
+                    offset_minutes: None,
+                },
+                p.min(8),
+                high,
+            )?;
             Some(Value::Date(dt.date))
         }
-        Value::DateTime(dt) => datetime_boundary(dt, precision.unwrap_or(17), high).map(Value::DateTime),
+        Value::DateTime(dt) => {
+            datetime_boundary(dt, precision.unwrap_or(17), high).map(Value::DateTime)
+        }
         Value::Time(t) => {
             let p = precision.unwrap_or(9);
             let parts = match p {
@@ -78,7 +90,14 @@ fn decimal_boundary(d: Decimal, precision: Option<i64>, high: bool) -> Option<De
     let mut r = if b.scale() <= p {
         b
     } else {
-        b.round_dp_with_strategy(p, if high { RoundingStrategy::ToPositiveInfinity } else { RoundingStrategy::ToNegativeInfinity })
+        b.round_dp_with_strategy(
+            p,
+            if high {
+                RoundingStrategy::ToPositiveInfinity
+            } else {
+                RoundingStrategy::ToNegativeInfinity
+            },
+        )
     };
     r.rescale(p);
     Some(r)
@@ -86,7 +105,12 @@ fn decimal_boundary(d: Decimal, precision: Option<i64>, high: bool) -> Option<De
 
 /// Fills a time's missing components with their lowest or highest values.
 fn fill_time(t: Option<Time>, high: bool) -> Time {
-    let t = t.unwrap_or(Time { hour: if high { 23 } else { 0 }, minute: None, second: None, millis: None });
+    let t = t.unwrap_or(Time {
+        hour: if high { 23 } else { 0 },
+        minute: None,
+        second: None,
+        millis: None,
+    });
     Time {
         hour: t.hour,
         minute: Some(t.minute.unwrap_or(if high { 59 } else { 0 })),
@@ -114,7 +138,14 @@ fn datetime_boundary(dt: &DateTime, p: i64, high: bool) -> Option<DateTime> {
     let year = dt.date.year;
     let month = dt.date.month.unwrap_or(if high { 12 } else { 1 });
     let last_day = Date::from_day_number(
-        Date { year, month: Some(month), day: Some(1) }.add_months(1).day_number() - 1,
+        Date {
+            year,
+            month: Some(month),
+            day: Some(1),
+        }
+        .add_months(1)
+        .day_number()
+            - 1,
     )
     .day
     .unwrap_or(28);
@@ -125,10 +156,17 @@ fn datetime_boundary(dt: &DateTime, p: i64, high: bool) -> Option<DateTime> {
         day: (date_parts >= 3).then_some(day),
     };
     if p <= 8 {
-        return Some(DateTime { date, time: None, offset_minutes: None });
+        return Some(DateTime {
+            date,
+            time: None,
+            offset_minutes: None,
+        });
     }
     // An hour-only time is read as hour and minute.
-    let time = dt.time.map(|t| Time { minute: Some(t.minute.unwrap_or(0)), ..t });
+    let time = dt.time.map(|t| Time {
+        minute: Some(t.minute.unwrap_or(0)),
+        ..t
+    });
     let filled = fill_time(time, high);
     let parts = match p {
         10 => 1,
@@ -136,7 +174,9 @@ fn datetime_boundary(dt: &DateTime, p: i64, high: bool) -> Option<DateTime> {
         14 => 3,
         _ => 4,
     };
-    let offset = dt.offset_minutes.unwrap_or(if high { -12 * 60 } else { 14 * 60 });
+    let offset = dt
+        .offset_minutes
+        .unwrap_or(if high { -12 * 60 } else { 14 * 60 });
     Some(DateTime {
         date,
         time: Some(truncate_time(filled, parts)),

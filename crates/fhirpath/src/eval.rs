@@ -44,7 +44,11 @@ pub(crate) fn resource_type(json: &serde_json::Value) -> NodeType {
 }
 
 /// The node type of an element definition's type code; `Resource` resolves per instance.
-fn element_type(type_code: &'static str, children: &'static str, json: Option<&serde_json::Value>) -> NodeType {
+fn element_type(
+    type_code: &'static str,
+    children: &'static str,
+    json: Option<&serde_json::Value>,
+) -> NodeType {
     if type_code == "Resource"
         && let Some(j) = json
     {
@@ -75,7 +79,11 @@ fn choice_type(type_code: &'static str) -> NodeType {
 /// companion (which holds `id` and `extension`).
 fn members<'n, 'a>(
     node: &'n Node<'a>,
-) -> Option<(&'a Map<String, serde_json::Value>, &'static str, &'n Path<'a>)> {
+) -> Option<(
+    &'a Map<String, serde_json::Value>,
+    &'static str,
+    &'n Path<'a>,
+)> {
     match node.json {
         Some(serde_json::Value::Object(map)) => Some((map, node.ty.key, &node.path)),
         _ => match node.companion {
@@ -95,7 +103,7 @@ fn push_members<'a>(
     out: &mut Collection<'a>,
 ) {
     let value = map.get_key_value(key);
-    let companion = map.get_key_value(format!("_{key}").as_str());
+    let companion = companion_entry(map, key);
     let present = |v: Option<&'a serde_json::Value>| v.filter(|v| !v.is_null());
     let mut push = |json: Option<&'a serde_json::Value>,
                     companion_json: Option<&'a serde_json::Value>,
@@ -107,26 +115,64 @@ fn push_members<'a>(
             let p = path.key(k.map_or("", |kv| kv.0.as_str()));
             index.map_or(p.clone(), |i| p.index(i))
         };
-        let companion_path = if companion_json.is_some() { at(companion) } else { Path::root() };
+        let companion_path = if companion_json.is_some() {
+            at(companion)
+        } else {
+            Path::root()
+        };
         out.push(Item::node(Node {
             json,
             companion: companion_json,
             ty: ty(json),
-            path: if json.is_some() { at(value) } else { companion_path.clone() },
+            path: if json.is_some() {
+                at(value)
+            } else {
+                companion_path.clone()
+            },
             companion_path,
         }));
     };
     let values = value.map(|v| v.1);
     let companions = companion.map(|c| c.1);
     match (values, companions) {
-        (Some(serde_json::Value::Array(_)), cs) | (None, cs @ Some(serde_json::Value::Array(_))) => {
-            let vs = values.and_then(|v| v.as_array()).map_or(&[][..], |v| v.as_slice());
-            let cs = cs.and_then(|c| c.as_array()).map_or(&[][..], |c| c.as_slice());
+        (Some(serde_json::Value::Array(_)), cs)
+        | (None, cs @ Some(serde_json::Value::Array(_))) => {
+            let vs = values
+                .and_then(|v| v.as_array())
+                .map_or(&[][..], |v| v.as_slice());
+            let cs = cs
+                .and_then(|c| c.as_array())
+                .map_or(&[][..], |c| c.as_slice());
             for i in 0..vs.len().max(cs.len()) {
                 push(present(vs.get(i)), present(cs.get(i)), Some(i));
             }
         }
         (v, c) => push(present(v), present(c), None),
+    }
+}
+
+/// The `_key` companion entry of `key`, looked up without allocating for ordinary key lengths.
+fn companion_entry<'a>(
+    map: &'a Map<String, serde_json::Value>,
+    key: &str,
+) -> Option<(&'a String, &'a serde_json::Value)> {
+    let mut buf = [0u8; 128];
+    if key.len() >= buf.len() {
+        return map.get_key_value(format!("_{key}").as_str());
+    }
+    buf[0] = b'_';
+    buf[1..=key.len()].copy_from_slice(key.as_bytes());
+    let companion = std::str::from_utf8(&buf[..=key.len()]).ok()?;
+    map.get_key_value(companion)
+}
+
+/// Whether `suffix` is the JSON key suffix of choice type `type_code` (`DateTime` for
+/// `dateTime`), compared without allocating.
+fn is_choice_suffix(type_code: &str, suffix: &str) -> bool {
+    let (mut t, mut s) = (type_code.chars(), suffix.chars());
+    match (t.next(), s.next()) {
+        (Some(a), Some(b)) => a.to_ascii_uppercase() == b && t.eq(s),
+        _ => false,
     }
 }
 
@@ -142,18 +188,30 @@ pub(crate) fn child_nodes<'a>(node: &Node<'a>, name: &str, out: &mut Collection<
     };
     match def {
         Some(def) if !def.choices.is_empty() => {
-            for choice in def.choices {
-                let json_key = format!("{name}{}", fhir::types::choice_suffix(choice));
-                if map.contains_key(&json_key) || map.contains_key(&format!("_{json_key}")) {
+            for k in map.keys() {
+                let Some(suffix) = k.strip_prefix('_').unwrap_or(k).strip_prefix(name) else {
+                    continue;
+                };
+                // A companion is pushed with its value, unless the value is absent.
+                if k.starts_with('_') && map.contains_key(&k[1..]) {
+                    continue;
+                }
+                if let Some(choice) = def.choices.iter().find(|c| is_choice_suffix(c, suffix)) {
                     let ty = choice_type(choice);
-                    push_members(map, &json_key, |_| ty, path, out);
+                    push_members(map, k.strip_prefix('_').unwrap_or(k), |_| ty, path, out);
                 }
             }
         }
         Some(def) => {
-            push_members(map, name, |j| element_type(def.type_code, def.children, j), path, out);
+            push_members(
+                map,
+                name,
+                |j| element_type(def.type_code, def.children, j),
+                path,
+                out,
+            );
         }
-        None if map.contains_key(name) || map.contains_key(&format!("_{name}")) => {
+        None if map.contains_key(name) || companion_entry(map, name).is_some() => {
             push_members(map, name, untyped, path, out);
         }
         None => {
@@ -181,7 +239,10 @@ fn check_strict(node: &Node<'_>, name: &str, type_name: bool) -> Result<(), Erro
         return if fhir::types::intern(name).is_some() {
             Err(Error::semantic(format!("the input is not of type {name}")))
         } else {
-            Err(Error::semantic(format!("'{name}' is not an element of {}", node.ty.code)))
+            Err(Error::semantic(format!(
+                "'{name}' is not an element of {}",
+                node.ty.code
+            )))
         };
     }
     if let Some(at) = name.find(|c: char| c.is_ascii_uppercase())
@@ -193,7 +254,10 @@ fn check_strict(node: &Node<'_>, name: &str, type_name: bool) -> Result<(), Erro
         )));
     }
     if fhir::types::element(node.ty.key, name).is_none() {
-        return Err(Error::semantic(format!("'{name}' is not an element of {}", node.ty.code)));
+        return Err(Error::semantic(format!(
+            "'{name}' is not an element of {}",
+            node.ty.code
+        )));
     }
     Ok(())
 }
@@ -249,7 +313,12 @@ pub(crate) fn all_children<'a>(node: &Node<'a>, out: &mut Collection<'a>) {
 
 impl<'a> Evaluator<'a, '_> {
     /// Evaluates `expr` with `focus` as its input collection.
-    pub fn eval(&self, expr: &Expr, focus: &[Item<'a>], scope: &Scope<'a>) -> Result<Collection<'a>, Error> {
+    pub fn eval(
+        &self,
+        expr: &Expr,
+        focus: &[Item<'a>],
+        scope: &Scope<'a>,
+    ) -> Result<Collection<'a>, Error> {
         match expr {
             Expr::Empty => Ok(Vec::new()),
             Expr::Literal(v) => Ok(vec![Item::value(v.clone())]),
@@ -344,7 +413,9 @@ impl<'a> Evaluator<'a, '_> {
                 Some(r) => vec![resource_node(r)],
                 None => vec![self.context.clone()],
             },
-            "ucum" => vec![Item::value(Value::String("http://unitsofmeasure.org".into()))],
+            "ucum" => vec![Item::value(Value::String(
+                "http://unitsofmeasure.org".into(),
+            ))],
             "sct" => vec![Item::value(Value::String("http://snomed.info/sct".into()))],
             "loinc" => vec![Item::value(Value::String("http://loinc.org".into()))],
             _ => {
@@ -352,7 +423,9 @@ impl<'a> Evaluator<'a, '_> {
                     return Ok(v.clone());
                 }
                 if let Some(rest) = name.strip_prefix("vs-") {
-                    return Ok(vec![Item::value(Value::String(format!("http://hl7.org/fhir/ValueSet/{rest}")))]);
+                    return Ok(vec![Item::value(Value::String(format!(
+                        "http://hl7.org/fhir/ValueSet/{rest}"
+                    )))]);
                 }
                 if let Some(rest) = name.strip_prefix("ext-") {
                     return Ok(vec![Item::value(Value::String(format!(
@@ -372,10 +445,21 @@ impl<'a> Evaluator<'a, '_> {
         for item in focus {
             match &item.0 {
                 ItemKind::Node(node) => {
-                    if type_name && !node.ty.code.is_empty() && fhir::types::is_a(node.ty.code, name) {
+                    if type_name
+                        && !node.ty.code.is_empty()
+                        && fhir::types::is_a(node.ty.code, name)
+                    {
                         out.push(item.clone());
-                    } else if type_name && node.ty.code.is_empty() && fhir::types::is_resource_type(name) {
-                        if node.json.and_then(|j| j.get("resourceType")).and_then(|t| t.as_str()) == Some(name) {
+                    } else if type_name
+                        && node.ty.code.is_empty()
+                        && fhir::types::is_resource_type(name)
+                    {
+                        if node
+                            .json
+                            .and_then(|j| j.get("resourceType"))
+                            .and_then(|t| t.as_str())
+                            == Some(name)
+                        {
                             out.push(item.clone());
                         }
                     } else {
@@ -449,7 +533,9 @@ impl<'a> Evaluator<'a, '_> {
         match op {
             BinaryOp::Union => Ok(union(l, r)),
             BinaryOp::Eq => Ok(equals_collections(&l, &r).map(boolean).unwrap_or_default()),
-            BinaryOp::Ne => Ok(equals_collections(&l, &r).map(|b| boolean(!b)).unwrap_or_default()),
+            BinaryOp::Ne => Ok(equals_collections(&l, &r)
+                .map(|b| boolean(!b))
+                .unwrap_or_default()),
             BinaryOp::Equiv => Ok(boolean(equivalent_collections(&l, &r))),
             BinaryOp::NotEquiv => Ok(boolean(!equivalent_collections(&l, &r))),
             BinaryOp::In | BinaryOp::Contains => {
@@ -460,7 +546,9 @@ impl<'a> Evaluator<'a, '_> {
                 if needle.len() > 1 {
                     return Err(Error::eval("membership needs a single item"));
                 }
-                let found = haystack.iter().any(|h| equals_items(&needle[0], h) == Some(true));
+                let found = haystack
+                    .iter()
+                    .any(|h| equals_items(&needle[0], h) == Some(true));
                 Ok(boolean(found))
             }
             BinaryOp::Lt | BinaryOp::Gt | BinaryOp::Le | BinaryOp::Ge => {
@@ -573,7 +661,9 @@ pub(crate) fn equals_items(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
     match (a.to_value(), b.to_value()) {
         (Some(x), Some(y)) => equals_values(&x, &y),
         (None, None) => match (&a.0, &b.0) {
-            (ItemKind::Node(x), ItemKind::Node(y)) => Some(x.json == y.json && x.companion == y.companion),
+            (ItemKind::Node(x), ItemKind::Node(y)) => {
+                Some(x.json == y.json && x.companion == y.companion)
+            }
             (ItemKind::TypeInfo(n1, t1), ItemKind::TypeInfo(n2, t2)) => Some(n1 == n2 && t1 == t2),
             _ => Some(false),
         },
@@ -586,7 +676,9 @@ pub(crate) fn equals_values(a: &Value, b: &Value) -> Option<bool> {
     match (a, b) {
         (Value::String(x), Value::String(y)) => Some(x == y),
         (Value::Boolean(x), Value::Boolean(y)) => Some(x == y),
-        (Value::Quantity(x), Value::Quantity(y)) => crate::ucum::compare(x, y, false).map(|o| o == Ordering::Equal),
+        (Value::Quantity(x), Value::Quantity(y)) => {
+            crate::ucum::compare(x, y, false).map(|o| o == Ordering::Equal)
+        }
         (Value::Date(_) | Value::DateTime(_), Value::Date(_) | Value::DateTime(_))
         | (Value::Time(_), Value::Time(_)) => compare_temporal(a, b).map(|o| o == Ordering::Equal),
         _ => match (as_decimal(a), as_decimal(b)) {
@@ -634,7 +726,10 @@ fn as_datetime(v: &Value) -> Option<DateTime> {
 /// Date-time comparison: both normalised to UTC when both have a time and a zone.
 pub(crate) fn compare_datetimes(x: &DateTime, y: &DateTime) -> Option<Ordering> {
     // A zone on one side only makes the comparison unknown.
-    if x.time.is_some() && y.time.is_some() && x.offset_minutes.is_some() != y.offset_minutes.is_some() {
+    if x.time.is_some()
+        && y.time.is_some()
+        && x.offset_minutes.is_some() != y.offset_minutes.is_some()
+    {
         return None;
     }
     let normalise = |d: &DateTime| -> [Option<i64>; 6] {
@@ -666,7 +761,9 @@ pub(crate) fn compare_values(a: &Value, b: &Value) -> Result<Option<Ordering>, E
         (Value::Quantity(x), Value::Quantity(y)) => {
             let ord = crate::ucum::compare(x, y, false);
             if ord.is_none() {
-                return Err(Error::eval("quantities with incompatible units cannot be compared"));
+                return Err(Error::eval(
+                    "quantities with incompatible units cannot be compared",
+                ));
             }
             ord
         }
@@ -721,14 +818,19 @@ fn equivalent_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
                     .filter(|(k, _)| *k != "id")
                     .all(|(k, v)| y.get(k).is_some_and(|w| equivalent_json(v, w)))
         }
-        (J::Array(x), J::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| equivalent_json(v, w)),
+        (J::Array(x), J::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| equivalent_json(v, w))
+        }
         (J::String(x), J::String(y)) => normalise_text(x) == normalise_text(y),
         _ => a == b,
     }
 }
 
 fn normalise_text(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// `~` on two values.

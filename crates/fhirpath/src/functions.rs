@@ -6,13 +6,13 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::{MathematicalOps, ToPrimitive};
 
 use crate::ast::{Expr, Function, TypeSpec};
-use crate::parser::type_argument;
 use crate::error::Error;
 use crate::eval::{
     Collection, Evaluator, Scope, all_children, boolean, compare_values, equals_items, is_type,
     resource_type, singleton, singleton_integer, to_boolean, union,
 };
 use crate::item::{Item, ItemKind, Node, Path};
+use crate::parser::type_argument;
 use crate::value::{Date, DateTime, Quantity, Time, Value};
 
 fn value<'a>(v: Value) -> Collection<'a> {
@@ -72,7 +72,10 @@ impl<'a> Evaluator<'a, '_> {
                     index: Some(i),
                     total: scope.total.clone(),
                 };
-                Ok((item.clone(), self.eval(arg, std::slice::from_ref(item), &inner)?))
+                Ok((
+                    item.clone(),
+                    self.eval(arg, std::slice::from_ref(item), &inner)?,
+                ))
             })
             .collect()
     }
@@ -122,7 +125,10 @@ impl<'a> Evaluator<'a, '_> {
                 } else {
                     (other.as_slice(), focus)
                 };
-                boolean(sub.iter().all(|a| sup.iter().any(|b| equals_items(a, b) == Some(true))))
+                boolean(
+                    sub.iter()
+                        .all(|a| sup.iter().any(|b| equals_items(a, b) == Some(true))),
+                )
             }
             F::Count => value(Value::Integer(focus.len() as i64)),
             F::Distinct => union(focus.to_vec(), Vec::new()),
@@ -137,14 +143,20 @@ impl<'a> Evaluator<'a, '_> {
             }
             F::Repeat => self.repeat(focus, &args[0], scope)?,
             F::OfType => {
-                let spec = type_argument(&args[0]).ok_or_else(|| Error::semantic("expected a type name"))?;
-                focus.iter().filter(|i| is_type(i, &spec, true)).cloned().collect()
+                let spec = type_argument(&args[0])
+                    .ok_or_else(|| Error::semantic("expected a type name"))?;
+                focus
+                    .iter()
+                    .filter(|i| is_type(i, &spec, true))
+                    .cloned()
+                    .collect()
             }
             F::Is | F::As => {
                 if focus.len() > 1 {
                     return Err(Error::eval("'is'/'as' need a single item"));
                 }
-                let spec = type_argument(&args[0]).ok_or_else(|| Error::semantic("expected a type name"))?;
+                let spec = type_argument(&args[0])
+                    .ok_or_else(|| Error::semantic("expected a type name"))?;
                 match focus.first() {
                     None => Vec::new(),
                     Some(item) if function == F::Is => boolean(is_type(item, &spec, false)),
@@ -255,10 +267,14 @@ impl<'a> Evaluator<'a, '_> {
                 }
             }
             F::IndexOf => {
-                let (Some(s), Some(sub)) = (input_string(focus)?, self.arg_string(&args[0], scope)?) else {
+                let (Some(s), Some(sub)) =
+                    (input_string(focus)?, self.arg_string(&args[0], scope)?)
+                else {
                     return Ok(Vec::new());
                 };
-                let index = s.find(&sub).map_or(-1, |byte| s[..byte].chars().count() as i64);
+                let index = s
+                    .find(&sub)
+                    .map_or(-1, |byte| s[..byte].chars().count() as i64);
                 value(Value::Integer(index))
             }
             F::Substring => {
@@ -280,7 +296,11 @@ impl<'a> Evaluator<'a, '_> {
                     None => chars.len(),
                 };
                 let start = start as usize;
-                string(chars[start..(start + len).min(chars.len())].iter().collect::<String>())
+                string(
+                    chars[start..(start + len).min(chars.len())]
+                        .iter()
+                        .collect::<String>(),
+                )
             }
             F::StartsWith | F::EndsWith | F::ContainsStr => {
                 let Some(s) = input_string(focus)? else {
@@ -304,16 +324,20 @@ impl<'a> Evaluator<'a, '_> {
                     F::Lower => string(s.to_lowercase()),
                     F::Trim => string(s.trim()),
                     F::Length => value(Value::Integer(s.chars().count() as i64)),
-                    _ => s.chars().map(|c| Item::value(Value::String(c.to_string()))).collect(),
+                    _ => s
+                        .chars()
+                        .map(|c| Item::value(Value::String(c.to_string())))
+                        .collect(),
                 }
             }
             F::Replace => {
                 let Some(s) = input_string(focus)? else {
                     return Ok(Vec::new());
                 };
-                let (Some(pattern), Some(with)) =
-                    (self.arg_string(&args[0], scope)?, self.arg_string(&args[1], scope)?)
-                else {
+                let (Some(pattern), Some(with)) = (
+                    self.arg_string(&args[0], scope)?,
+                    self.arg_string(&args[1], scope)?,
+                ) else {
                     return Ok(Vec::new());
                 };
                 if pattern.is_empty() {
@@ -345,9 +369,10 @@ impl<'a> Evaluator<'a, '_> {
                 let Some(s) = input_string(focus)? else {
                     return Ok(Vec::new());
                 };
-                let (Some(pattern), Some(with)) =
-                    (self.arg_string(&args[0], scope)?, self.arg_string(&args[1], scope)?)
-                else {
+                let (Some(pattern), Some(with)) = (
+                    self.arg_string(&args[0], scope)?,
+                    self.arg_string(&args[1], scope)?,
+                ) else {
                     return Ok(Vec::new());
                 };
                 if pattern.is_empty() {
@@ -362,7 +387,9 @@ impl<'a> Evaluator<'a, '_> {
                 let Some(sep) = self.arg_string(&args[0], scope)? else {
                     return Ok(Vec::new());
                 };
-                s.split(sep.as_str()).map(|p| Item::value(Value::String(p.to_string()))).collect()
+                s.split(sep.as_str())
+                    .map(|p| Item::value(Value::String(p.to_string())))
+                    .collect()
             }
             F::Join => {
                 let sep = match args.first() {
@@ -430,7 +457,9 @@ impl<'a> Evaluator<'a, '_> {
                     if *b < 0 {
                         return Ok(Vec::new());
                     }
-                    a.checked_pow(*b as u32).map(|p| value(Value::Integer(p))).unwrap_or_default()
+                    a.checked_pow(*b as u32)
+                        .map(|p| value(Value::Integer(p)))
+                        .unwrap_or_default()
                 } else {
                     let (Some(xf), Some(yf)) = (x.to_f64(), y.to_f64()) else {
                         return Ok(Vec::new());
@@ -541,7 +570,8 @@ impl<'a> Evaluator<'a, '_> {
                         let mut exts = Vec::new();
                         crate::eval::child_nodes(n, "extension", &mut exts);
                         out.extend(exts.into_iter().filter(|e| {
-                            e.json().and_then(|j| j.get("url")).and_then(|u| u.as_str()) == Some(url.as_str())
+                            e.json().and_then(|j| j.get("url")).and_then(|u| u.as_str())
+                                == Some(url.as_str())
                         }));
                     }
                 }
@@ -564,21 +594,37 @@ impl<'a> Evaluator<'a, '_> {
                     return Ok(Vec::new());
                 };
                 let Some(t) = url.strip_prefix("http://hl7.org/fhir/StructureDefinition/") else {
-                    return Err(Error::eval("conformsTo() knows only the base FHIR profiles"));
+                    return Err(Error::eval(
+                        "conformsTo() knows only the base FHIR profiles",
+                    ));
                 };
                 if !fhir::types::is_resource_type(t) && fhir::types::intern(t).is_none() {
                     return Err(Error::eval("conformsTo() names an unknown profile"));
                 }
                 focus
                     .iter()
-                    .map(|item| Item::value(Value::Boolean(is_type(item, &TypeSpec { namespace: None, name: t.to_string() }, false))))
+                    .map(|item| {
+                        Item::value(Value::Boolean(is_type(
+                            item,
+                            &TypeSpec {
+                                namespace: None,
+                                name: t.to_string(),
+                            },
+                            false,
+                        )))
+                    })
                     .collect()
             }
             F::HtmlChecks => boolean(true),
         })
     }
 
-    fn filter(&self, focus: &[Item<'a>], criteria: &Expr, scope: &Scope<'a>) -> Result<Collection<'a>, Error> {
+    fn filter(
+        &self,
+        focus: &[Item<'a>],
+        criteria: &Expr,
+        scope: &Scope<'a>,
+    ) -> Result<Collection<'a>, Error> {
         let mut out = Vec::new();
         for (item, r) in self.per_item(focus, criteria, scope)? {
             if to_boolean(&r)? == Some(true) {
@@ -588,7 +634,12 @@ impl<'a> Evaluator<'a, '_> {
         Ok(out)
     }
 
-    fn repeat(&self, focus: &[Item<'a>], expr: &Expr, scope: &Scope<'a>) -> Result<Collection<'a>, Error> {
+    fn repeat(
+        &self,
+        focus: &[Item<'a>],
+        expr: &Expr,
+        scope: &Scope<'a>,
+    ) -> Result<Collection<'a>, Error> {
         let mut out: Collection<'a> = Vec::new();
         let mut frontier = focus.to_vec();
         while !frontier.is_empty() {
@@ -606,7 +657,12 @@ impl<'a> Evaluator<'a, '_> {
         Ok(out)
     }
 
-    fn sort(&self, focus: &[Item<'a>], args: &[Expr], scope: &Scope<'a>) -> Result<Collection<'a>, Error> {
+    fn sort(
+        &self,
+        focus: &[Item<'a>],
+        args: &[Expr],
+        scope: &Scope<'a>,
+    ) -> Result<Collection<'a>, Error> {
         let mut keyed = Vec::with_capacity(focus.len());
         for (i, item) in focus.iter().enumerate() {
             let inner = Scope {
@@ -670,7 +726,7 @@ impl<'a> Evaluator<'a, '_> {
             Item::node(Node {
                 json: Some(json),
                 companion: None,
-            companion_path: Path::root(),
+                companion_path: Path::root(),
                 ty: resource_type(json),
                 path,
             })
@@ -678,7 +734,9 @@ impl<'a> Evaluator<'a, '_> {
         if let Some(id) = reference.strip_prefix('#') {
             let (key, contained) = root.as_object()?.get_key_value("contained")?;
             let list = contained.as_array()?;
-            let i = list.iter().position(|c| c.get("id").and_then(|v| v.as_str()) == Some(id))?;
+            let i = list
+                .iter()
+                .position(|c| c.get("id").and_then(|v| v.as_str()) == Some(id))?;
             return Some(node(&list[i], Path::root().key(key).index(i)));
         }
         let (key, entries) = root.as_object()?.get_key_value("entry")?;
@@ -687,10 +745,16 @@ impl<'a> Evaluator<'a, '_> {
             let full_url = entry.get("fullUrl").and_then(|u| u.as_str()).unwrap_or("");
             let local = format!(
                 "{}/{}",
-                resource.get("resourceType").and_then(|t| t.as_str()).unwrap_or(""),
+                resource
+                    .get("resourceType")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or(""),
                 resource.get("id").and_then(|t| t.as_str()).unwrap_or("")
             );
-            if full_url == reference || local == reference || full_url.ends_with(&format!("/{reference}")) {
+            if full_url == reference
+                || local == reference
+                || full_url.ends_with(&format!("/{reference}"))
+            {
                 return Some(node(resource, Path::root().key(key).index(i).key(rkey)));
             }
         }
@@ -724,7 +788,9 @@ fn nodes_by<'a>(node: &Node<'a>, by_type: bool, wanted: &str, out: &mut Collecti
     let mut children = Vec::new();
     all_children(node, &mut children);
     for child in children {
-        let ItemKind::Node(n) = &child.0 else { continue };
+        let ItemKind::Node(n) = &child.0 else {
+            continue;
+        };
         let is_resource = n.json.is_some_and(|j| j.get("resourceType").is_some());
         if is_resource {
             continue;
@@ -773,8 +839,14 @@ fn math(function: Function, v: Value) -> Result<Option<Value>, Error> {
     use Function as F;
     if let Value::Quantity(q) = &v {
         return Ok(math(function, Value::Decimal(q.value))?.map(|r| match r {
-            Value::Decimal(d) => Value::Quantity(Quantity { value: d, unit: q.unit.clone() }),
-            Value::Integer(i) => Value::Quantity(Quantity { value: Decimal::from(i), unit: q.unit.clone() }),
+            Value::Decimal(d) => Value::Quantity(Quantity {
+                value: d,
+                unit: q.unit.clone(),
+            }),
+            Value::Integer(i) => Value::Quantity(Quantity {
+                value: Decimal::from(i),
+                unit: q.unit.clone(),
+            }),
             other => other,
         }));
     }
@@ -800,14 +872,24 @@ fn math(function: Function, v: Value) -> Result<Option<Value>, Error> {
     })
 }
 
-fn convert<'a>(focus: &[Item<'a>], f: fn(&Value) -> Option<Value>) -> Result<Collection<'a>, Error> {
+fn convert<'a>(
+    focus: &[Item<'a>],
+    f: fn(&Value) -> Option<Value>,
+) -> Result<Collection<'a>, Error> {
     let Some(item) = singleton(focus)? else {
         return Ok(Vec::new());
     };
-    Ok(item.to_value().and_then(|v| f(&v)).map(value).unwrap_or_default())
+    Ok(item
+        .to_value()
+        .and_then(|v| f(&v))
+        .map(value)
+        .unwrap_or_default())
 }
 
-fn converts<'a>(focus: &[Item<'a>], f: fn(&Value) -> Option<Value>) -> Result<Collection<'a>, Error> {
+fn converts<'a>(
+    focus: &[Item<'a>],
+    f: fn(&Value) -> Option<Value>,
+) -> Result<Collection<'a>, Error> {
     let Some(item) = singleton(focus)? else {
         return Ok(Vec::new());
     };
@@ -851,13 +933,19 @@ fn to_decimal_value(v: &Value) -> Option<Value> {
     match v {
         Value::Integer(i) => Some(Value::Decimal(Decimal::from(*i))),
         Value::Decimal(d) => Some(Value::Decimal(*d)),
-        Value::Boolean(b) => Some(Value::Decimal(if *b { Decimal::ONE } else { Decimal::ZERO })),
+        Value::Boolean(b) => Some(Value::Decimal(if *b {
+            Decimal::ONE
+        } else {
+            Decimal::ZERO
+        })),
         Value::String(s) => {
             let t = s.strip_prefix('+').unwrap_or(s);
             let body = t.strip_prefix('-').unwrap_or(t);
             let valid = !body.is_empty()
                 && body.split('.').count() <= 2
-                && body.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                && body
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
             if !valid {
                 return None;
             }
@@ -912,7 +1000,10 @@ fn to_quantity_value(v: Value) -> Option<Quantity> {
             value: Decimal::from(i),
             unit: "1".into(),
         }),
-        Value::Decimal(d) => Some(Quantity { value: d, unit: "1".into() }),
+        Value::Decimal(d) => Some(Quantity {
+            value: d,
+            unit: "1".into(),
+        }),
         Value::Boolean(b) => Some(Quantity {
             value: if b { Decimal::ONE } else { Decimal::ZERO },
             unit: "1".into(),
@@ -923,12 +1014,14 @@ fn to_quantity_value(v: Value) -> Option<Quantity> {
                 Some(i) => (&s[..i], s[i..].trim()),
                 None => (s, ""),
             };
-            let Some(Value::Decimal(value)) = to_decimal_value(&Value::String(num.to_string())) else {
+            let Some(Value::Decimal(value)) = to_decimal_value(&Value::String(num.to_string()))
+            else {
                 return None;
             };
             let unit = if unit.is_empty() {
                 "1".to_string()
-            } else if let Some(quoted) = unit.strip_prefix('\'').and_then(|u| u.strip_suffix('\'')) {
+            } else if let Some(quoted) = unit.strip_prefix('\'').and_then(|u| u.strip_suffix('\''))
+            {
                 quoted.to_string()
             } else if crate::value::is_calendar_unit(unit) {
                 unit.to_string()

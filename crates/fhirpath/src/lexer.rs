@@ -99,7 +99,8 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, Error> {
             continue;
         }
         if c == '\'' || c == '`' {
-            let (text, next) = quoted(&chars, i, c).ok_or_else(|| syntax(pos, "unterminated string"))?;
+            let (text, next) =
+                quoted(&chars, i, c).ok_or_else(|| syntax(pos, "unterminated string"))?;
             i = next;
             tokens.push(Token {
                 kind: if c == '\'' {
@@ -129,14 +130,18 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, Error> {
         if c == '@' {
             let start = i + 1;
             i += 1;
-            while at(i).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '+')) {
+            while at(i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '+'))
+            {
                 // A '.' only belongs to the literal when digits follow (fractional seconds);
                 // `@2014.lowBoundary()` ends at the dot.
                 if at(i) == Some('.') && !at(i + 1).is_some_and(|c| c.is_ascii_digit()) {
                     break;
                 }
                 // '+' and '-' belong to the literal only as a zone offset or date separator.
-                if matches!(at(i), Some('+') | Some('-')) && !at(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+                if matches!(at(i), Some('+') | Some('-'))
+                    && !at(i + 1).is_some_and(|c| c.is_ascii_digit())
+                {
                     break;
                 }
                 i += 1;
@@ -151,7 +156,8 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, Error> {
             i += 1;
             let name = match at(i) {
                 Some(q @ ('`' | '\'')) => {
-                    let (text, next) = quoted(&chars, i, q).ok_or_else(|| syntax(pos, "unterminated name"))?;
+                    let (text, next) =
+                        quoted(&chars, i, q).ok_or_else(|| syntax(pos, "unterminated name"))?;
                     i = next;
                     text
                 }
@@ -186,7 +192,10 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, Error> {
             });
             continue;
         }
-        let rest: String = chars[i..chars.len().min(i + 2)].iter().map(|c| c.1).collect();
+        let rest: String = chars[i..chars.len().min(i + 2)]
+            .iter()
+            .map(|c| c.1)
+            .collect();
         match SYMBOLS.iter().find(|s| rest.starts_with(**s)) {
             Some(sym) => {
                 i += sym.chars().count();

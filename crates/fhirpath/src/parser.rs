@@ -121,7 +121,11 @@ impl Parser {
             }
             self.next();
             // `implies` is right-associative; everything else is left-associative.
-            let next_min = if op == BinaryOp::Implies { level } else { level + 1 };
+            let next_min = if op == BinaryOp::Implies {
+                level
+            } else {
+                level + 1
+            };
             let right = self.expression(next_min)?;
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }
@@ -131,7 +135,8 @@ impl Parser {
     fn type_spec(&mut self) -> Result<TypeSpec, Error> {
         let position = self.tokens[self.pos].pos;
         let spec = self.type_spec_name()?;
-        check_type_name(&spec).map_err(|m| Error::Semantic(format!("{m} (at character {position})")))?;
+        check_type_name(&spec)
+            .map_err(|m| Error::Semantic(format!("{m} (at character {position})")))?;
         Ok(spec)
     }
 
@@ -241,9 +246,13 @@ impl Parser {
         let function = Function::resolve(name, args.len())
             .map_err(|message| Error::Semantic(format!("{message} (at character {position})")))?;
         if matches!(function, Function::Is | Function::As | Function::OfType) {
-            let spec = type_argument(&args[0])
-                .ok_or_else(|| Error::Semantic(format!("'{name}' needs a type name (at character {position})")))?;
-            check_type_name(&spec).map_err(|m| Error::Semantic(format!("{m} (at character {position})")))?;
+            let spec = type_argument(&args[0]).ok_or_else(|| {
+                Error::Semantic(format!(
+                    "'{name}' needs a type name (at character {position})"
+                ))
+            })?;
+            check_type_name(&spec)
+                .map_err(|m| Error::Semantic(format!("{m} (at character {position})")))?;
         }
         Ok(Expr::Call(function, args))
     }
@@ -334,10 +343,12 @@ pub(crate) fn type_argument(expr: &Expr) -> Option<TypeSpec> {
             name: name.clone(),
         }),
         Expr::Path(ns, name) => match (ns.as_ref(), name.as_ref()) {
-            (Expr::Member(ns), Expr::Member(name)) if ns == "System" || ns == "FHIR" => Some(TypeSpec {
-                namespace: Some(ns.clone()),
-                name: name.clone(),
-            }),
+            (Expr::Member(ns), Expr::Member(name)) if ns == "System" || ns == "FHIR" => {
+                Some(TypeSpec {
+                    namespace: Some(ns.clone()),
+                    name: name.clone(),
+                })
+            }
             _ => None,
         },
         _ => None,

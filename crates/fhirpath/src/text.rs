@@ -15,7 +15,7 @@ pub(crate) fn transcode(function: Function, format: &str, s: &str) -> Option<Str
         (Function::Decode, "base64") => String::from_utf8(STANDARD.decode(s).ok()?).ok(),
         (Function::Decode, "urlbase64") => String::from_utf8(URL_SAFE.decode(s).ok()?).ok(),
         (Function::Decode, "hex") => {
-            if s.len() % 2 != 0 {
+            if !s.len().is_multiple_of(2) {
                 return None;
             }
             let bytes: Option<Vec<u8>> = (0..s.len())

@@ -40,7 +40,10 @@ fn special_atom(atom: &str) -> Option<Reduced> {
         "[oz_av]" => ("28.349523125", [0, 1, 0, 0]),
         _ => return None,
     };
-    Some(Reduced { factor: dec(f), dims })
+    Some(Reduced {
+        factor: dec(f),
+        dims,
+    })
 }
 
 /// Units that take metric prefixes.
@@ -53,7 +56,10 @@ fn metric_atom(atom: &str) -> Option<Reduced> {
         "L" | "l" => ("0.001", [3, 0, 0, 0]),
         _ => return None,
     };
-    Some(Reduced { factor: dec(f), dims })
+    Some(Reduced {
+        factor: dec(f),
+        dims,
+    })
 }
 
 fn prefix(p: &str) -> Option<Decimal> {
@@ -137,7 +143,11 @@ fn reduce(unit: &str) -> Option<Reduced> {
         for t in part.split('.') {
             let r = term(t)?;
             let sign = if i == 0 { 1 } else { -1 };
-            result.factor = if sign > 0 { result.factor * r.factor } else { result.factor / r.factor };
+            result.factor = if sign > 0 {
+                result.factor * r.factor
+            } else {
+                result.factor / r.factor
+            };
             for (d, e) in result.dims.iter_mut().zip(r.dims) {
                 *d += sign * e;
             }
@@ -208,7 +218,13 @@ pub(crate) fn multiply(x: &Quantity, y: &Quantity, divide: bool) -> Option<Quant
 
 fn base_unit(dims: &Dims) -> String {
     const NAMES: [&str; 4] = ["m", "g", "s", "mol"];
-    let power = |name: &str, e: i8| if e == 1 { name.to_string() } else { format!("{name}{e}") };
+    let power = |name: &str, e: i8| {
+        if e == 1 {
+            name.to_string()
+        } else {
+            format!("{name}{e}")
+        }
+    };
     let num: Vec<String> = NAMES
         .iter()
         .zip(dims)
@@ -221,6 +237,14 @@ fn base_unit(dims: &Dims) -> String {
         .filter(|(_, e)| **e < 0)
         .map(|(n, e)| power(n, -*e))
         .collect();
-    let num = if num.is_empty() { "1".to_string() } else { num.join(".") };
-    if den.is_empty() { num } else { format!("{num}/{}", den.join(".")) }
+    let num = if num.is_empty() {
+        "1".to_string()
+    } else {
+        num.join(".")
+    };
+    if den.is_empty() {
+        num
+    } else {
+        format!("{num}/{}", den.join("."))
+    }
 }

@@ -365,9 +365,8 @@ impl DateTime {
         if rest.is_empty() {
             return Some(dt);
         }
-        if date.day.is_none() {
-            return None;
-        }
+        // A time needs a full date.
+        date.day?;
         let (time, rest) = Time::parse_prefix(rest)?;
         dt.time = Some(time);
         if rest.is_empty() {

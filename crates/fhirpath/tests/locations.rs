@@ -15,8 +15,12 @@ fn locations(expr: &str, resource: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn array_elements_are_located_by_index() {
-    let patient = json!({"resourceType": "Patient", "name": [{"given": ["A", "B"]}, {"given": ["C"]}]});
-    assert_eq!(locations("Patient.name.given", &patient), ["/name/0/given/0", "/name/0/given/1", "/name/1/given/0"]);
+    let patient =
+        json!({"resourceType": "Patient", "name": [{"given": ["A", "B"]}, {"given": ["C"]}]});
+    assert_eq!(
+        locations("Patient.name.given", &patient),
+        ["/name/0/given/0", "/name/0/given/1", "/name/1/given/0"]
+    );
 }
 
 #[test]
@@ -33,13 +37,19 @@ fn primitive_extensions_are_reached_through_the_companion() {
         "_birthDate": {"extension": [{"url": "http://example.org/time", "valueDateTime": "1970-03-30T14:30:00Z"}]}
     });
     assert_eq!(locations("Patient.birthDate", &patient), ["/birthDate"]);
-    assert_eq!(locations("Patient.birthDate.extension.value", &patient), ["/_birthDate/extension/0/valueDateTime"]);
+    assert_eq!(
+        locations("Patient.birthDate.extension.value", &patient),
+        ["/_birthDate/extension/0/valueDateTime"]
+    );
 }
 
 #[test]
 fn a_primitive_with_only_extensions_is_located_at_its_companion() {
     let patient = json!({"resourceType": "Patient", "name": [{"given": ["A", null], "_given": [null, {"id": "x"}]}]});
-    assert_eq!(locations("Patient.name.given", &patient), ["/name/0/given/0", "/name/0/_given/1"]);
+    assert_eq!(
+        locations("Patient.name.given", &patient),
+        ["/name/0/given/0", "/name/0/_given/1"]
+    );
 }
 
 #[test]
@@ -52,7 +62,8 @@ fn json_pointer_escapes_tilde_and_slash() {
 
 #[test]
 fn a_location_resolves_back_to_its_node_for_rewriting() {
-    let mut patient = json!({"resourceType": "Patient", "telecom": [{"system": "phone", "value": "555"}]});
+    let mut patient =
+        json!({"resourceType": "Patient", "telecom": [{"system": "phone", "value": "555"}]});
     let found: Vec<_> = Expression::parse("Patient.telecom.where(system = 'phone').value")
         .unwrap()
         .evaluate(&patient)
@@ -60,7 +71,14 @@ fn a_location_resolves_back_to_its_node_for_rewriting() {
         .iter()
         .filter_map(|i| i.location())
         .collect();
-    assert_eq!(found[0].steps(), [Step::Key("telecom".into()), Step::Index(0), Step::Key("value".into())]);
+    assert_eq!(
+        found[0].steps(),
+        [
+            Step::Key("telecom".into()),
+            Step::Index(0),
+            Step::Key("value".into())
+        ]
+    );
     *found[0].resolve_mut(&mut patient).unwrap() = json!("REDACTED");
     assert_eq!(patient["telecom"][0]["value"], "REDACTED");
 }
@@ -69,7 +87,9 @@ fn a_location_resolves_back_to_its_node_for_rewriting() {
 fn resource_variable_reaches_the_resource_while_evaluating_a_node() {
     let patient = json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "X"}]});
     let name = &patient["name"][0];
-    let env = Environment::new().with_resource(&patient).with_context_type("HumanName");
+    let env = Environment::new()
+        .with_resource(&patient)
+        .with_context_type("HumanName");
     let expr = Expression::parse("family & '@' & %resource.id").unwrap();
     let items = expr.evaluate_with(name, &env).unwrap();
     assert_eq!(items[0].to_string(), "X@p1");
@@ -78,10 +98,17 @@ fn resource_variable_reaches_the_resource_while_evaluating_a_node() {
 #[test]
 fn user_variables_are_visible() {
     let patient = json!({"resourceType": "Patient", "gender": "male"});
-    let env = Environment::new()
-        .with_resource(&patient)
-        .with_variable("wanted", Expression::parse("'male'").unwrap().evaluate(&patient).unwrap());
-    let items = Expression::parse("gender = %wanted").unwrap().evaluate_with(&patient, &env).unwrap();
+    let env = Environment::new().with_resource(&patient).with_variable(
+        "wanted",
+        Expression::parse("'male'")
+            .unwrap()
+            .evaluate(&patient)
+            .unwrap(),
+    );
+    let items = Expression::parse("gender = %wanted")
+        .unwrap()
+        .evaluate_with(&patient, &env)
+        .unwrap();
     assert_eq!(items[0].to_string(), "true");
 }
 
@@ -89,19 +116,39 @@ fn user_variables_are_visible() {
 fn strict_mode_rejects_unknown_elements_and_typed_choice_keys() {
     let observation = json!({"resourceType": "Observation", "valueQuantity": {"value": 1}});
     let env = Environment::new().with_resource(&observation).strict();
-    for bad in ["Observation.valueQuantity", "Observation.vlaue", "Patient.id"] {
-        let result = Expression::parse(bad).unwrap().evaluate_with(&observation, &env);
+    for bad in [
+        "Observation.valueQuantity",
+        "Observation.vlaue",
+        "Patient.id",
+    ] {
+        let result = Expression::parse(bad)
+            .unwrap()
+            .evaluate_with(&observation, &env);
         assert!(result.is_err(), "{bad} should fail in strict mode");
     }
-    assert!(Expression::parse("Observation.value").unwrap().evaluate_with(&observation, &env).is_ok());
+    assert!(
+        Expression::parse("Observation.value")
+            .unwrap()
+            .evaluate_with(&observation, &env)
+            .is_ok()
+    );
 }
 
 #[test]
 fn unknown_functions_and_types_fail_at_compile_time() {
-    assert!(matches!(Expression::parse("name.frobnicate()"), Err(fhirpath::Error::Semantic(_))));
-    assert!(matches!(Expression::parse("value.ofType(Quantiy)"), Err(fhirpath::Error::Semantic(_))));
+    assert!(matches!(
+        Expression::parse("name.frobnicate()"),
+        Err(fhirpath::Error::Semantic(_))
+    ));
+    assert!(matches!(
+        Expression::parse("value.ofType(Quantiy)"),
+        Err(fhirpath::Error::Semantic(_))
+    ));
     let err = Expression::parse("name.where(").unwrap_err();
-    assert!(matches!(err, fhirpath::Error::Syntax { position: 11, .. }), "{err:?}");
+    assert!(
+        matches!(err, fhirpath::Error::Syntax { position: 11, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -113,7 +160,8 @@ fn expressions_are_shared_between_threads() {
         .map(|i| {
             let expr = expr.clone();
             std::thread::spawn(move || {
-                let patient = json!({"resourceType": "Patient", "name": [{"given": [format!("n{i}")]}]});
+                let patient =
+                    json!({"resourceType": "Patient", "name": [{"given": [format!("n{i}")]}]});
                 expr.evaluate(&patient).unwrap()[0].to_string()
             })
         })
