@@ -8,6 +8,9 @@
 //! As in FHIR snapshots, a resource's key also lists its inherited `Resource`/`DomainResource`
 //! elements (`Patient.id`) and a backbone key its `id`/`extension`/`modifierExtension`.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use crate::generated::elements::{ELEMENTS, KEYS};
 use crate::generated::types::{RESOURCE_TYPES, TYPES};
 
@@ -16,6 +19,8 @@ use crate::generated::types::{RESOURCE_TYPES, TYPES};
 pub struct ElementDef {
     /// The element's path: `Patient.contact.name`; for a choice base `Observation.value`.
     pub path: &'static str,
+    /// The element's name: the last segment of its path (`name`, `value`, `valueQuantity`).
+    pub name: &'static str,
     /// The type code: `HumanName`, `date`, `BackboneElement`, `Element`, `Resource`,
     /// `System.String`; `""` for a choice base.
     pub type_code: &'static str,
@@ -36,9 +41,7 @@ pub struct ElementDef {
 impl ElementDef {
     /// The element's name: the last segment of its path (`name`, `value`, `valueQuantity`).
     pub fn name(&self) -> &'static str {
-        self.path
-            .rsplit_once('.')
-            .map_or(self.path, |(_, name)| name)
+        self.name
     }
 
     /// Whether this is a choice base (`Observation.value`), whose JSON keys are the expanded
@@ -63,17 +66,26 @@ pub enum TypeKind {
     AbstractResource,
 }
 
-fn type_row(name: &str) -> Option<&'static (&'static str, &'static str, TypeKind)> {
+/// Row indexes of the type and key tables by name, built on first use: lookups sit on the
+/// hot path of every FHIRPath navigation.
+static TYPE_INDEX: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
     TYPES
-        .binary_search_by(|(n, _, _)| (*n).cmp(name))
-        .ok()
-        .map(|i| &TYPES[i])
+        .iter()
+        .enumerate()
+        .map(|(i, row)| (row.0, i))
+        .collect()
+});
+static KEY_INDEX: LazyLock<HashMap<&'static str, usize>> =
+    LazyLock::new(|| KEYS.iter().enumerate().map(|(i, row)| (row.0, i)).collect());
+
+fn type_row(name: &str) -> Option<&'static (&'static str, &'static str, TypeKind)> {
+    TYPE_INDEX.get(name).map(|&i| &TYPES[i])
 }
 
 fn own_element(type_key: &str, name: &str) -> Option<&'static ElementDef> {
     let elements = children(type_key);
     elements
-        .binary_search_by(|e| e.name().cmp(name))
+        .binary_search_by(|e| e.name.cmp(name))
         .ok()
         .map(|i| &elements[i])
 }
@@ -117,12 +129,12 @@ pub fn element(type_key: &str, name: &str) -> Option<&'static ElementDef> {
 /// The elements listed directly under `type_key`, sorted by name; parent types are not
 /// walked (empty for `SimpleQuantity`, whose elements are `Quantity`'s).
 pub fn children(type_key: &str) -> &'static [ElementDef] {
-    match KEYS.binary_search_by(|(key, _, _)| (*key).cmp(type_key)) {
-        Ok(i) => {
+    match KEY_INDEX.get(type_key) {
+        Some(&i) => {
             let (_, start, end) = KEYS[i];
             &ELEMENTS[usize::from(start)..usize::from(end)]
         }
-        Err(_) => &[],
+        None => &[],
     }
 }
 

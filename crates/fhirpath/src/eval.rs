@@ -102,8 +102,23 @@ fn push_members<'a>(
     path: &Path<'a>,
     out: &mut Collection<'a>,
 ) {
-    let value = map.get_key_value(key);
-    let companion = companion_entry(map, key);
+    push_entry(
+        map.get_key_value(key),
+        companion_entry(map, key),
+        ty,
+        path,
+        out,
+    );
+}
+
+/// Pushes the nodes of one member entry and its companion entry (either may be absent).
+fn push_entry<'a>(
+    value: Option<(&'a String, &'a serde_json::Value)>,
+    companion: Option<(&'a String, &'a serde_json::Value)>,
+    ty: impl Fn(Option<&'a serde_json::Value>) -> NodeType,
+    path: &Path<'a>,
+    out: &mut Collection<'a>,
+) {
     let present = |v: Option<&'a serde_json::Value>| v.filter(|v| !v.is_null());
     let mut push = |json: Option<&'a serde_json::Value>,
                     companion_json: Option<&'a serde_json::Value>,
@@ -283,30 +298,43 @@ pub(crate) fn all_children<'a>(node: &Node<'a>, out: &mut Collection<'a>) {
     let Some((map, key, path)) = members(node) else {
         return;
     };
-    for (k, _) in map.iter() {
+    // Most objects have no `_name` companions; then no companion lookups are needed.
+    let has_companions = map.keys().any(|k| k.starts_with('_'));
+    // The type's own elements, searched first without walking the type hierarchy.
+    let own = fhir::types::children(key);
+    for entry in map.iter() {
+        let k = entry.0.as_str();
         if k == "resourceType" {
             continue;
         }
-        let name = match k.strip_prefix('_') {
+        let (name, value, companion) = match k.strip_prefix('_') {
             // A companion is visited with its value, unless the value is absent.
             Some(base) if map.contains_key(base) => continue,
-            Some(base) => base,
-            None => k.as_str(),
+            Some(base) => (base, None, Some(entry)),
+            None => (
+                k,
+                Some(entry),
+                if has_companions {
+                    companion_entry(map, k)
+                } else {
+                    None
+                },
+            ),
         };
-        let def = if key.is_empty() {
-            None
-        } else {
-            fhir::types::element(key, name)
+        let def = match own.binary_search_by(|e| e.name.cmp(name)) {
+            Ok(i) => Some(&own[i]),
+            Err(_) if key.is_empty() => None,
+            Err(_) => fhir::types::element(key, name),
         };
         match def {
-            Some(def) if def.choices.is_empty() => push_members(
-                map,
-                name,
+            Some(def) if def.choices.is_empty() => push_entry(
+                value,
+                companion,
                 |j| element_type(def.type_code, def.children, j),
                 path,
                 out,
             ),
-            _ => push_members(map, name, untyped, path, out),
+            _ => push_entry(value, companion, untyped, path, out),
         }
     }
 }
@@ -445,11 +473,14 @@ impl<'a> Evaluator<'a, '_> {
         for item in focus {
             match &item.0 {
                 ItemKind::Node(node) => {
-                    if type_name
-                        && !node.ty.code.is_empty()
-                        && fhir::types::is_a(node.ty.code, name)
+                    if type_name && !node.ty.code.is_empty() && fhir::types::intern(name).is_some()
                     {
-                        out.push(item.clone());
+                        // A type name filters: elements are never named like types.
+                        if fhir::types::is_a(node.ty.code, name) {
+                            out.push(item.clone());
+                        } else if self.env.strict {
+                            check_strict(node, name, type_name)?;
+                        }
                     } else if type_name
                         && node.ty.code.is_empty()
                         && fhir::types::is_resource_type(name)

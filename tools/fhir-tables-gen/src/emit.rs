@@ -95,6 +95,19 @@ fn element_row(e: &Element, lists: &mut Lists) -> String {
 const ELEMENT_HELPERS: &str = "
 use crate::types::ElementDef;
 
+/// The last segment of a path (`Patient.contact.name` → `name`), computed at compile time.
+const fn last_segment(path: &'static str) -> &'static str {
+    let bytes = path.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 && bytes[i - 1] != b'.' {
+        i -= 1;
+    }
+    match std::str::from_utf8(bytes.split_at(i).1) {
+        Ok(name) => name,
+        Err(_) => panic!(\"element paths are ASCII\"),
+    }
+}
+
 /// A row without choices or targets.
 const fn row(
     path: &'static str,
@@ -102,7 +115,7 @@ const fn row(
     children: &'static str,
     repeats: bool,
 ) -> ElementDef {
-    ElementDef { path, type_code, children, repeats, choices: &[], targets: &[] }
+    ElementDef { path, name: last_segment(path), type_code, children, repeats, choices: &[], targets: &[] }
 }
 
 /// An element of a primitive type.

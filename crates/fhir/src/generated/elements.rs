@@ -2,6 +2,19 @@
 
 use crate::types::ElementDef;
 
+/// The last segment of a path (`Patient.contact.name` → `name`), computed at compile time.
+const fn last_segment(path: &'static str) -> &'static str {
+    let bytes = path.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 && bytes[i - 1] != b'.' {
+        i -= 1;
+    }
+    match std::str::from_utf8(bytes.split_at(i).1) {
+        Ok(name) => name,
+        Err(_) => panic!("element paths are ASCII"),
+    }
+}
+
 /// A row without choices or targets.
 const fn row(
     path: &'static str,
@@ -11,6 +24,7 @@ const fn row(
 ) -> ElementDef {
     ElementDef {
         path,
+        name: last_segment(path),
         type_code,
         children,
         repeats,
