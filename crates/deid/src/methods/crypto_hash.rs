@@ -1,0 +1,179 @@
+//! `cryptoHash`: replaces a value by the lowercase hex HMAC-SHA256 of its text under
+//! `cryptoHashKey`.
+//!
+//! `Reference.reference` values keep their shape so links still resolve: only the id is hashed
+//! in `#id`, `Type/id`, `http(s)://…/Type/id/_history/v`, `urn:oid:…` and `urn:uuid:…`; any
+//! other reference is hashed whole. Because the id of a resource and the id inside a reference
+//! hash the same way, `Patient/123` still points at the Patient whose id was `123`.
+
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+/// The lowercase hex HMAC-SHA256 of `text` under `key` (both UTF-8). The empty text stays empty.
+pub fn hash(key: &str, text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn is_id_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'.'
+}
+
+fn is_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(is_id_char)
+}
+
+fn is_url_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'\\' | b'/' | b'.' | b':' | b'%' | b'$')
+}
+
+/// Whether `head` (everything before `/id`) is `[http(s)://urlchars*]ResourceType`.
+fn is_reference_head(head: &str) -> bool {
+    let types = fhir::types::resource_types();
+    let base = head
+        .strip_prefix("http://")
+        .or_else(|| head.strip_prefix("https://"));
+    match base {
+        None => types.binary_search(&head).is_ok(),
+        Some(rest) => {
+            // The URL part is greedy in the original's expression, but any split that leaves a
+            // resource type at the end gives the same result.
+            (0..rest.len()).any(|i| {
+                rest.is_char_boundary(i)
+                    && rest.as_bytes()[..i].iter().all(|&c| is_url_char(c))
+                    && types.binary_search(&&rest[i..]).is_ok()
+            })
+        }
+    }
+}
+
+/// Splits a literal reference into (prefix up to and including `Type/`, id, `/_history/v`
+/// suffix), following the original's expression.
+fn split_literal(reference: &str) -> Option<(&str, &str, &str)> {
+    let (body, suffix) = match reference.rfind("/_history/") {
+        Some(at) if is_id(&reference[at + "/_history/".len()..]) => reference.split_at(at),
+        _ => (reference, ""),
+    };
+    let slash = body.rfind('/')?;
+    let (head, id) = (&body[..slash], &body[slash + 1..]);
+    (is_id(id) && is_reference_head(head)).then_some((&body[..=slash], id, suffix))
+}
+
+fn is_oid(s: &str) -> bool {
+    let mut arcs = s.split('.');
+    matches!(arcs.next(), Some("0" | "1" | "2"))
+        && s.contains('.')
+        && arcs.all(|a| {
+            !a.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && (a == "0" || !a.starts_with('0'))
+        })
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Hashes a `Reference.reference`, keeping its shape (see the module documentation).
+pub fn hash_reference(key: &str, reference: &str) -> String {
+    if let Some(local) = reference.strip_prefix('#') {
+        return format!("#{}", hash(key, local));
+    }
+    if let Some((prefix, id, suffix)) = split_literal(reference) {
+        return format!("{prefix}{}{suffix}", hash(key, id));
+    }
+    if let Some(oid) = reference.strip_prefix("urn:oid:")
+        && is_oid(oid)
+    {
+        return format!("urn:oid:{}", hash(key, oid));
+    }
+    if let Some(uuid) = reference.strip_prefix("urn:uuid:")
+        && is_uuid(uuid)
+    {
+        return format!("urn:uuid:{}", hash(key, uuid));
+    }
+    hash(key, reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_vectors() {
+        assert_eq!(hash("123", ""), "");
+        assert_eq!(
+            hash("123", "abc"),
+            "8f16771f9f8851b26f4d460fa17de93e2711c7e51337cb8a608a0f81e1c1b6ae"
+        );
+        assert_eq!(
+            hash("123", "example"),
+            "698d54f0494528a759f19c8e87a9f99e75a5881b9267ee3926bcf62c992d84ba"
+        );
+        for text in ["&*^%$@()=-,/", "ÆŊŋßſ♫∅", &"a".repeat(1000)] {
+            let h = hash("123", text);
+            assert_eq!(h.len(), 64);
+            assert!(
+                h.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            );
+        }
+    }
+
+    #[test]
+    fn references_keep_their_shape() {
+        let h = |s: &str| hash("123", s);
+        let r = |s: &str| hash_reference("123", s);
+        assert_eq!(
+            r("Patient/example"),
+            "Patient/698d54f0494528a759f19c8e87a9f99e75a5881b9267ee3926bcf62c992d84ba"
+        );
+        assert_eq!(r("#p1"), format!("#{}", h("p1")));
+        assert_eq!(r("#"), "#");
+        assert_eq!(
+            r("http://example.org/fhir/Observation/apo89654/_history/2"),
+            format!(
+                "http://example.org/fhir/Observation/{}/_history/2",
+                h("apo89654")
+            )
+        );
+        assert_eq!(
+            r("https://example.org/fhir/Patient/1"),
+            format!("https://example.org/fhir/Patient/{}", h("1"))
+        );
+        assert_eq!(
+            r("Patient/1/_history/3"),
+            format!("Patient/{}/_history/3", h("1"))
+        );
+        assert_eq!(
+            r("urn:uuid:aa2ed3d0-2b1c-4a8e-9a5e-3e0a8b7c1d2f"),
+            format!("urn:uuid:{}", h("aa2ed3d0-2b1c-4a8e-9a5e-3e0a8b7c1d2f"))
+        );
+        assert_eq!(
+            r("urn:oid:1.2.3.4.5"),
+            format!("urn:oid:{}", h("1.2.3.4.5"))
+        );
+        // Hashed whole: not a reference shape the original recognises.
+        for whole in [
+            "034AB16",
+            "Patient/AbcŴΉЙ",
+            "ftp://example.org/Patient/1",
+            "http://example.org/fhir/StructureDefinitionTest/1",
+            "urn:oid:1.2.3=4.5",
+            "http://my-server.org/Patient/1",
+            "Unknown/1",
+        ] {
+            assert_eq!(r(whole), h(whole), "{whole}");
+        }
+    }
+}
