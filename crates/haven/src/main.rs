@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     // Each subcommand's help text is the doc comment and `#[command]` of its `Args`.
     Fhirpath(commands::fhirpath::Args),
+    Deid(commands::deid::Args),
+    Synth(commands::synth::Args),
 }
 
 impl Command {
@@ -32,6 +34,8 @@ impl Command {
     fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Fhirpath(args) => commands::fhirpath::run(&args),
+            Command::Deid(args) => commands::deid::run(&args),
+            Command::Synth(args) => commands::synth::run(&args),
         }
     }
 }

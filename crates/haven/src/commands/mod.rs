@@ -4,4 +4,6 @@
 //! anyhow::Result<ExitCode>`, and stays thin: it reads flags and input, calls the library crates
 //! and prints. Errors name files, lines and element paths, never a value from a resource.
 
+pub mod deid;
 pub mod fhirpath;
+pub mod synth;

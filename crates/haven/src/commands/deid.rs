@@ -1,0 +1,357 @@
+//! `haven deid [--config FILE | --preset NAME] INPUT OUTPUT`: de-identifies FHIR R4 files,
+//! folders or standard input with the `deid` engine.
+//!
+//! The work is split into rooms: [`keys`] finds the keys (configuration, environment, key
+//! file, or generated), [`layout`] turns INPUT and OUTPUT into jobs and stages the outputs so
+//! that they appear only when the run succeeds, [`process`] runs the engine over each job, and
+//! [`report`] shows progress and writes the summary. Every message names files, lines and element
+//! paths, never a value from a resource or a key.
+
+mod keys;
+mod layout;
+mod process;
+mod report;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use deid::{Config, Engine};
+
+use self::layout::{Layout, Target};
+use self::report::{Monitor, Reporter};
+
+/// The long help of `haven deid`.
+const LONG_ABOUT: &str = "\
+De-identify FHIR R4 resources with a built-in preset or a Microsoft anonymizer configuration.
+
+INPUT and OUTPUT are each one of:
+  a file    `.json` (one resource or a Bundle), `.ndjson` or `.ndjson.gz`. Gzip input is
+            recognised by its content; the output is gzip when its name ends in `.gz`. A `.json`
+            output needs a `.json` input; an input with any other name is read as NDJSON. When
+            OUTPUT is an existing folder, the file is written into it under the input's name.
+  a folder  searched recursively: every `.json`, `.ndjson` and `.ndjson.gz` file is written to
+            the same relative path and name under OUTPUT. Other files, and a Bulk Data
+            export's `manifest.json` and `log.ndjson`, are ignored with a note; hidden files
+            and folders (names starting with `.`) are skipped.
+  -         NDJSON on standard input or standard output.
+
+The rules come from --config FILE (Microsoft's format, read unchanged) or --preset NAME
+(default: safe-harbor). --list-presets shows the presets; --print-preset NAME prints one as a
+configuration file to copy and adapt.
+
+Keys (cryptoHashKey, dateShiftKey, encryptKey) are never taken from the command line, where
+other users can see them. Each is read from, the later source winning: the configuration's
+`parameters`; the environment variables HAVEN_CRYPTO_HASH_KEY, HAVEN_DATE_SHIFT_KEY and
+HAVEN_ENCRYPT_KEY; the key file given by --key-file FILE, a JSON object such as
+{\"cryptoHashKey\": \"…\", \"dateShiftKey\": \"…\", \"encryptKey\": \"…\"}. When a rule needs a key
+that is not set, Haven stops, unless --generate-keys is given: it then generates the missing
+keys and adds them to the key file (by default `haven-keys.json` beside OUTPUT; created with
+mode 0600), reading the keys already in it. Keep that file apart from the data: the same keys
+give the same hashes and date shifts on every run.
+
+Outputs are complete or absent: files are written under temporary names and moved into place
+only when the whole run has succeeded, so a failed run leaves nothing in OUTPUT (with `-`,
+lines already written stay written). A record (an NDJSON line or a `.json` file) that is not
+valid JSON, not a resource, not a FHIR R4 resource type, or holds an unknown element stops the
+run, naming its file, line and element path; with --skip-invalid it is left out, reported,
+counted, and the run goes on. --seed N gives the same output whatever --threads is.
+
+At the end a summary (resources in and out per type, values handled per method, invalid records)
+is printed on standard error and written as JSON to OUTPUT.summary.json (a file) or
+OUTPUT/_haven_deid_summary.json (a folder); not for `-`. A progress bar shows on a terminal;
+otherwise a progress line is logged every 5 seconds.";
+
+/// The exit status table shown after the help.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  success, but invalid records were left out (--skip-invalid)
+  2  usage, configuration or key error (no input read, nothing written)
+  3  input error: INPUT cannot be read, or holds an invalid record (without --skip-invalid)
+  4  output error: OUTPUT cannot be written";
+
+/// The usage lines: INPUT and OUTPUT are required unless a preset is listed or printed.
+const USAGE: &str = "haven deid [OPTIONS] INPUT OUTPUT
+       haven deid --list-presets
+       haven deid --print-preset NAME";
+
+/// How many ignored files of an input folder are named one by one.
+const IGNORED_LISTED: usize = 20;
+
+/// The preset used when neither --config nor --preset is given.
+const DEFAULT_PRESET: &str = "safe-harbor";
+
+/// De-identify FHIR R4 resources with a built-in preset or a Microsoft anonymizer configuration.
+#[derive(Debug, clap::Args)]
+#[command(long_about = LONG_ABOUT, after_help = EXIT_STATUS, override_usage = USAGE)]
+pub struct Args {
+    /// The input: a `.json`, `.ndjson` or `.ndjson.gz` file, a folder, or `-` for standard input.
+    #[arg(required_unless_present_any = ["list_presets", "print_preset"])]
+    pub input: Option<PathBuf>,
+    /// The output: a file (named like the input kinds), a folder, or `-` for standard output.
+    #[arg(required_unless_present_any = ["list_presets", "print_preset"])]
+    pub output: Option<PathBuf>,
+    /// A configuration file in Microsoft's anonymizer format.
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// A built-in configuration (see --list-presets); the default is safe-harbor.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// A JSON file holding keys: {"cryptoHashKey": …, "dateShiftKey": …, "encryptKey": …}.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Generate the keys the rules need and that are not set, and store them in the key file.
+    #[arg(long)]
+    pub generate_keys: bool,
+    /// Leave out invalid records (reported by file and line, and counted) instead of stopping.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// The number of worker threads (default: one per CPU core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Make perturb noise and encryption reproducible (for tests; not for real data).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// List the built-in presets with their descriptions.
+    #[arg(long, conflicts_with_all = ["input", "print_preset"])]
+    pub list_presets: bool,
+    /// Print a built-in preset as a configuration file.
+    #[arg(long, value_name = "NAME", conflicts_with = "input")]
+    pub print_preset: Option<String>,
+}
+
+/// Runs `haven deid`; the exit status follows the table in [`EXIT_STATUS`].
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let result = if args.list_presets {
+        list_presets();
+        Ok(Status::Success)
+    } else if let Some(name) = &args.print_preset {
+        print_preset(name)
+    } else {
+        deidentify(args)
+    };
+    Ok(match result {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(failure) => {
+            if failure.status != Status::Success {
+                eprintln!("haven: error: {failure}");
+            }
+            ExitCode::from(failure.status as u8)
+        }
+    })
+}
+
+/// The exit status of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Everything went well (also: the reader of standard output went away).
+    Success = 0,
+    /// The run completed, but invalid lines were left out.
+    Skipped = 1,
+    /// Bad arguments, configuration or keys.
+    Usage = 2,
+    /// The input cannot be read or holds an invalid line.
+    Input = 3,
+    /// The output cannot be written.
+    Output = 4,
+}
+
+/// Why a run stopped: its exit status and a message naming files, lines and element paths.
+#[derive(Debug)]
+struct Failure {
+    status: Status,
+    message: String,
+}
+
+impl Failure {
+    /// A usage, configuration or key error.
+    fn usage(message: impl Into<String>) -> Self {
+        Self::new(Status::Usage, message)
+    }
+
+    /// An unreadable input or an invalid line.
+    fn input(message: impl Into<String>) -> Self {
+        Self::new(Status::Input, message)
+    }
+
+    /// An output that cannot be written.
+    fn output(message: impl Into<String>) -> Self {
+        Self::new(Status::Output, message)
+    }
+
+    /// The reader of standard output went away (`haven deid … - | head`): the run ends
+    /// quietly, as other commands do.
+    fn closed() -> Self {
+        Self::new(Status::Success, "standard output closed")
+    }
+
+    /// A failure with an exit status and a message.
+    fn new(status: Status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Reading errors of the NDJSON reader: the input cannot be read.
+impl From<fhir::ndjson::NdjsonError> for Failure {
+    fn from(error: fhir::ndjson::NdjsonError) -> Self {
+        Self::input(error.to_string())
+    }
+}
+
+/// Prints every preset's name and description, wrapped for a terminal.
+fn list_presets() {
+    for (name, description) in deid::presets::presets() {
+        println!("{name}");
+        let mut line = String::new();
+        for word in description.split_whitespace() {
+            if !line.is_empty() && line.len() + 1 + word.len() > 76 {
+                println!("    {line}");
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        if !line.is_empty() {
+            println!("    {line}");
+        }
+    }
+}
+
+/// Prints a preset's configuration text.
+fn print_preset(name: &str) -> Result<Status, Failure> {
+    let text = preset_text(name)?;
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(Status::Success)
+}
+
+/// A preset's text, or an error listing the presets.
+fn preset_text(name: &str) -> Result<&'static str, Failure> {
+    deid::presets::preset(name).ok_or_else(|| {
+        let names: Vec<&str> = deid::presets::presets().iter().map(|(n, _)| *n).collect();
+        Failure::usage(format!(
+            "unknown preset `{name}` (the presets are {})",
+            names.join(", ")
+        ))
+    })
+}
+
+/// Loads the configuration and describes where it came from.
+fn load_config(args: &Args) -> Result<(Config, String), Failure> {
+    match &args.config {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|error| {
+                Failure::usage(format!(
+                    "cannot read configuration {}: {error}",
+                    path.display()
+                ))
+            })?;
+            let config = Config::from_slice(&bytes)
+                .map_err(|error| Failure::usage(format!("{}: {error}", path.display())))?;
+            Ok((config, path.display().to_string()))
+        }
+        None => {
+            let name = args.preset.as_deref().unwrap_or(DEFAULT_PRESET);
+            let config = Config::from_json(preset_text(name)?)
+                .map_err(|error| Failure::usage(format!("preset {name}: {error}")))?;
+            Ok((config, format!("preset {name}")))
+        }
+    }
+}
+
+/// The whole run: configuration, keys, layout, processing, then commit and summary.
+fn deidentify(args: &Args) -> Result<Status, Failure> {
+    let started = Instant::now();
+    let (Some(input), Some(output)) = (&args.input, &args.output) else {
+        return Err(Failure::usage("INPUT and OUTPUT are required"));
+    };
+    let (mut config, configuration) = load_config(args)?;
+    let layout = Layout::plan(input, output)?;
+    let keys = keys::resolve(&mut config, args, &layout)?;
+    for note in keys.notes() {
+        eprintln!("haven: {note}");
+    }
+    let mut engine = Engine::new(config).map_err(|error| Failure::usage(error.to_string()))?;
+    if let Some(seed) = args.seed {
+        engine = engine.with_seed(seed);
+    }
+    let mut staging = layout.prepare()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.map_or(0, usize::from))
+        .thread_name(|index| format!("haven-deid-{index}"))
+        .build()
+        .map_err(|error| Failure::usage(format!("cannot start worker threads: {error}")))?;
+
+    let monitor = Arc::new(Monitor::new(&layout));
+    let reporter = Reporter::start(Arc::clone(&monitor));
+    let ignored = layout.ignored();
+    for path in ignored.iter().take(IGNORED_LISTED) {
+        reporter.note(&format!(
+            "haven: note: ignored {} (not .json, .ndjson or .ndjson.gz)",
+            path.display()
+        ));
+    }
+    if ignored.len() > IGNORED_LISTED {
+        reporter.note(&format!(
+            "haven: note: ignored {} more files",
+            ignored.len() - IGNORED_LISTED
+        ));
+    }
+    if layout.jobs().is_empty() {
+        reporter.note(&format!(
+            "haven: note: no .json, .ndjson or .ndjson.gz file in {}",
+            layout.input_name()
+        ));
+    }
+    let run = process::Run {
+        engine: &engine,
+        pool: &pool,
+        skip_invalid: args.skip_invalid,
+        monitor: &monitor,
+        reporter: &reporter,
+    };
+    let totals = run.all(layout.jobs(), &mut staging)?;
+    drop(reporter);
+
+    if let Some(stored) = keys.store()? {
+        eprintln!("haven: {stored}");
+    }
+    let summary = report::Summary {
+        configuration: &configuration,
+        input: &layout.input_name(),
+        output: &layout.output_name(),
+        totals: &totals,
+    };
+    let summary_target = layout.summary_target();
+    if let Some(target @ Target::File { staged, path }) = &summary_target {
+        layout::write_staged(staged, path, summary.to_json().as_bytes())?;
+        staging.add(target);
+    }
+    staging.commit()?;
+    let written = match &summary_target {
+        Some(Target::File { path, .. }) => Some(path.as_path()),
+        _ => None,
+    };
+    summary.print(started.elapsed(), monitor.bytes_read(), written);
+    Ok(if totals.invalid_count > 0 {
+        Status::Skipped
+    } else {
+        Status::Success
+    })
+}
