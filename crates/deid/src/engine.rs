@@ -6,6 +6,14 @@
 //! rule has touched (the first rule to touch a node wins; `keep` protects a subtree). Nested
 //! resources (Bundle entries, contained resources) are then processed with their own type's
 //! rules. Security labels are added on the way back up, and empty nodes are pruned last.
+//!
+//! Speed: each resource is indexed once ([`Tree`]); one pass groups its nodes by type and by
+//! name, which answers every `nodesByType`/`nodesByName` rule; most other rule paths are
+//! answered from the index too ([`crate::select`]), and FHIRPath runs only for the rest.
+//! When a plan allows it (no perturb, substitute or generalize, and no rule that reads values
+//! after one that edits them), rules read the resource as it came in and their edits are
+//! written after the last rule, in one pass: the first rule to touch a node wins, so no rule
+//! reads a value that an earlier rule changed, and the result is the same.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,7 +32,10 @@ use crate::methods::date_shift::{self, DateKind, Shift};
 use crate::methods::generalize::{self, Cases, Generalized};
 use crate::methods::perturb::{self, NumberKind, QUANTITY_TYPES};
 use crate::methods::redact::{self, Redaction, Target};
-use crate::methods::{Operation, Today, crypto_hash, encrypt, keep, substitute, value_text};
+use crate::methods::{
+    Operation, Today, crypto_hash, encrypt, keep, substitute, value_str, value_text,
+};
+use crate::select::{self, Index, SlotTable, TreePath};
 use crate::summary::Summary;
 use crate::tree::{self, Tree};
 
@@ -33,10 +44,51 @@ use crate::tree::{self, Tree};
 pub struct Engine {
     config: Config,
     rules: Vec<CompiledRule>,
-    generic: Vec<usize>,
-    by_type: HashMap<&'static str, Vec<usize>>,
+    generic: Plan,
+    by_type: HashMap<&'static str, Plan>,
+    types: SlotTable,
+    names: SlotTable,
+    hasher: crypto_hash::Hasher,
     today: Option<Today>,
     seed: Option<u64>,
+}
+
+/// The rules applied to one resource type, in order, and how they can run.
+#[derive(Debug, Clone)]
+struct Plan {
+    rules: Vec<usize>,
+    /// Edits can wait until every rule has selected its nodes (see the module documentation).
+    buffered: bool,
+    /// Some rule starts from the index of types or names.
+    indexed: bool,
+}
+
+impl Plan {
+    fn new(rules: Vec<usize>, compiled: &[CompiledRule]) -> Plan {
+        let mut buffered = true;
+        let mut edited = false;
+        for &index in &rules {
+            let rule = &compiled[index];
+            if rule.selector.reads_values() && edited {
+                buffered = false;
+            }
+            match rule.method {
+                CompiledMethod::Keep => {}
+                CompiledMethod::Perturb(_)
+                | CompiledMethod::Substitute(_)
+                | CompiledMethod::Generalize(_) => buffered = false,
+                _ => edited = true,
+            }
+        }
+        let indexed = rules
+            .iter()
+            .any(|&i| matches!(&compiled[i].selector, Selector::Tree(p, _) if p.indexed()));
+        Plan {
+            rules,
+            buffered,
+            indexed,
+        }
+    }
 }
 
 /// Where a resource comes from, for date-shift scopes `file` and `folder` and for seeded runs.
@@ -70,14 +122,24 @@ struct CompiledRule {
 
 #[derive(Debug, Clone)]
 enum Selector {
-    /// `nodesByType('T')` or `nodesByType('T').child`.
-    NodesByType(String, Option<String>),
-    /// `nodesByName('n')` or `nodesByName('n').child`.
-    NodesByName(String, Option<String>),
     /// The path is exactly a resource type: the resource node itself.
     Resource,
+    /// A path the typed index answers; with a `where` step, also as FHIRPath, for values the
+    /// index cannot compare.
+    Tree(TreePath, Option<Expression>),
     /// Any other FHIRPath, evaluated on the resource.
     Path(Expression),
+}
+
+impl Selector {
+    /// Whether the nodes selected can depend on values (not only on the resource's shape).
+    fn reads_values(&self) -> bool {
+        match self {
+            Selector::Resource => false,
+            Selector::Tree(p, _) => p.reads_values(),
+            Selector::Path(_) => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -92,17 +154,30 @@ enum CompiledMethod {
     Generalize(Cases),
 }
 
+/// The method names, by [`CompiledMethod::slot`].
+const METHOD_NAMES: [&str; 8] = [
+    "keep",
+    "redact",
+    "dateShift",
+    "cryptoHash",
+    "encrypt",
+    "substitute",
+    "perturb",
+    "generalize",
+];
+
 impl CompiledMethod {
-    fn name(&self) -> &'static str {
+    /// The method's position in [`METHOD_NAMES`].
+    fn slot(&self) -> usize {
         match self {
-            CompiledMethod::Keep => "keep",
-            CompiledMethod::Redact => "redact",
-            CompiledMethod::DateShift => "dateShift",
-            CompiledMethod::CryptoHash => "cryptoHash",
-            CompiledMethod::Encrypt => "encrypt",
-            CompiledMethod::Substitute(_) => "substitute",
-            CompiledMethod::Perturb(_) => "perturb",
-            CompiledMethod::Generalize(_) => "generalize",
+            CompiledMethod::Keep => 0,
+            CompiledMethod::Redact => 1,
+            CompiledMethod::DateShift => 2,
+            CompiledMethod::CryptoHash => 3,
+            CompiledMethod::Encrypt => 4,
+            CompiledMethod::Substitute(_) => 5,
+            CompiledMethod::Perturb(_) => 6,
+            CompiledMethod::Generalize(_) => 7,
         }
     }
 }
@@ -122,39 +197,33 @@ fn split_path(path: &str) -> (&str, &str) {
     (&path[..n], rest.strip_prefix('.').unwrap_or(rest))
 }
 
-/// `func('Name')` or `func('Name').child` with alphanumeric names: the original's fast path.
-fn fast_path(path: &str, func: &str) -> Option<(String, Option<String>)> {
-    let alnum = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric());
-    let rest = path.strip_prefix(func)?.strip_prefix('(')?;
-    let rest = rest.strip_prefix(['\'', '"'])?;
-    let end = rest.find(['\'', '"'])?;
-    let name = &rest[..end];
-    let rest = rest[end + 1..].strip_prefix(')')?;
-    if !alnum(name) {
-        return None;
-    }
-    if rest.is_empty() {
-        return Some((name.to_string(), None));
-    }
-    let child = rest.strip_prefix('.')?;
-    alnum(child).then(|| (name.to_string(), Some(child.to_string())))
-}
-
-fn compile_rule(index: usize, rule: &crate::config::Rule) -> Result<(CompiledRule, &str)> {
+fn compile_rule<'r>(
+    index: usize,
+    rule: &'r crate::config::Rule,
+    types: &mut SlotTable,
+    names: &mut SlotTable,
+) -> Result<(CompiledRule, &'r str)> {
     let path = rule.path.trim();
     let (resource_type, expression) = split_path(path);
-    let selector = if let Some((t, child)) = fast_path(path, "nodesByType") {
-        Selector::NodesByType(t, child)
-    } else if let Some((n, child)) = fast_path(path, "nodesByName") {
-        Selector::NodesByName(n, child)
-    } else if !resource_type.is_empty() && expression.is_empty() {
-        Selector::Resource
-    } else {
-        Selector::Path(
-            Expression::parse(expression)
-                .map_err(|e| Error::rule_config(index, path, format!("invalid FHIRPath: {e}")))?,
-        )
+    let parse = || {
+        Expression::parse(expression)
+            .map_err(|e| Error::rule_config(index, path, format!("invalid FHIRPath: {e}")))
     };
+    let selector =
+        if let Some(tree_path) = select::compile(path, resource_type, expression, types, names) {
+            // The original's fast paths are never parsed as FHIRPath; the other shapes the index
+            // answers always parse.
+            let fallback = if tree_path.reads_values() {
+                Some(parse()?)
+            } else {
+                None
+            };
+            Selector::Tree(tree_path, fallback)
+        } else if !resource_type.is_empty() && expression.is_empty() {
+            Selector::Resource
+        } else {
+            Selector::Path(parse()?)
+        };
     let method = match &rule.method {
         Method::Keep => CompiledMethod::Keep,
         Method::Redact => CompiledMethod::Redact,
@@ -195,12 +264,28 @@ fn compile_rule(index: usize, rule: &crate::config::Rule) -> Result<(CompiledRul
 struct Run<'c> {
     ctx: &'c Context<'c>,
     summary: Summary,
+    /// Values processed per method, by [`CompiledMethod::slot`] (added to `summary` at the end).
+    nodes: [u64; 8],
     rng: Option<StdRng>,
     owners: HashMap<String, String>,
     today: Today,
 }
 
 impl Run<'_> {
+    fn count(&mut self, method: &CompiledMethod) {
+        self.nodes[method.slot()] += 1;
+    }
+
+    /// The summary, with the per-method counts.
+    fn finish(mut self) -> Summary {
+        for (name, n) in METHOD_NAMES.iter().zip(self.nodes) {
+            if n > 0 {
+                self.summary.add_nodes(name, n);
+            }
+        }
+        self.summary
+    }
+
     fn rng(&mut self, seed: Option<u64>) -> &mut StdRng {
         let sequence = self.ctx.sequence;
         self.rng.get_or_insert_with(|| match seed {
@@ -212,6 +297,10 @@ impl Run<'_> {
     }
 }
 
+/// A nested resource to process after its container: its location, and whether it is
+/// contained.
+type Nested = (Vec<Step>, bool);
+
 /// Where the current resource sits and what has been done to it.
 struct Scope<'a> {
     at: &'a [Step],
@@ -219,6 +308,19 @@ struct Scope<'a> {
     visited: Vec<bool>,
     ops: u8,
     rewritten: Vec<u32>,
+    /// For date-shift scope `patient`: the patient this resource belongs to.
+    owner: Option<String>,
+    /// For buffered edits of the outermost resource: its id as rewritten by an earlier rule
+    /// (`Some(None)` when removed), which the date-shift offset reads.
+    root_id: Option<Option<String>>,
+}
+
+impl Scope<'_> {
+    /// Whether `node` is the outermost resource's own `id`.
+    fn is_root_id(&self, node: u32) -> bool {
+        let n = &self.tree.nodes[node as usize];
+        self.at.is_empty() && n.parent == 0 && n.key == "id"
+    }
 }
 
 fn join(at: &[Step], rest: Vec<Step>) -> Vec<Step> {
@@ -244,8 +346,9 @@ impl Engine {
         let mut rules = Vec::with_capacity(config.rules.len());
         let mut generic = Vec::new();
         let mut specific: Vec<(&'static str, usize)> = Vec::new();
+        let (mut types, mut names) = (SlotTable::default(), SlotTable::default());
         for (index, rule) in config.rules.iter().enumerate() {
-            let (compiled, resource_type) = compile_rule(index, rule)?;
+            let (compiled, resource_type) = compile_rule(index, rule, &mut types, &mut names)?;
             match resource_type {
                 "" | "Resource" | "DomainResource" => generic.push(index),
                 t => {
@@ -266,14 +369,29 @@ impl Engine {
                 .or_insert_with(|| generic.clone())
                 .push(index);
         }
-        for plan in by_type.values_mut() {
-            plan.sort_unstable();
-        }
+        let by_type = by_type
+            .into_iter()
+            .map(|(t, mut plan)| {
+                plan.sort_unstable();
+                (t, Plan::new(plan, &rules))
+            })
+            .collect();
+        let generic = Plan::new(generic, &rules);
+        let hasher = crypto_hash::Hasher::new(
+            config
+                .parameters
+                .crypto_hash_key
+                .as_deref()
+                .unwrap_or_default(),
+        );
         Ok(Engine {
             config,
             rules,
             generic,
             by_type,
+            types,
+            names,
+            hasher,
             today: None,
             seed: None,
         })
@@ -297,11 +415,9 @@ impl Engine {
         &self.config
     }
 
-    /// The rule indexes applied to a resource type, in order.
-    fn plan(&self, resource_type: &str) -> &[usize] {
-        self.by_type
-            .get(resource_type)
-            .map_or(&self.generic, Vec::as_slice)
+    /// The plan of a resource type.
+    fn plan(&self, resource_type: &str) -> &Plan {
+        self.by_type.get(resource_type).unwrap_or(&self.generic)
     }
 
     /// De-identifies one resource in place (a Bundle with all its entries, a resource with its
@@ -314,6 +430,7 @@ impl Engine {
         let mut run = Run {
             ctx,
             summary: Summary::default(),
+            nodes: [0; 8],
             rng: None,
             owners: HashMap::new(),
             today: self.today.unwrap_or_else(Today::now),
@@ -341,7 +458,7 @@ impl Engine {
             Err(e) => return Err(e),
         }
         prune(resource);
-        Ok(run.summary)
+        Ok(run.finish())
     }
 
     /// De-identifies NDJSON lines (each one resource; a trailing `\r` is ignored), in parallel,
@@ -383,7 +500,9 @@ impl Engine {
             Error::input("", format!("{what} at column {}", e.column()))
         })?;
         let summary = self.deidentify(&mut resource, ctx)?;
-        Ok((resource.to_string(), summary))
+        let text = serde_json::to_string(&resource)
+            .map_err(|_| Error::input("", "the result cannot be written as JSON"))?;
+        Ok((text, summary))
     }
 
     /// Applies the plan of one resource (at `at` in `root`), then its nested resources, then
@@ -395,45 +514,19 @@ impl Engine {
         at: &[Step],
         contained: bool,
     ) -> Result<u8> {
+        let base = pointer(at);
         let json =
-            resolve(root, at).ok_or_else(|| Error::input(pointer(at), "missing resource"))?;
-        let mut tree = Tree::build(json, &pointer(at))?;
-        while let Some(node) = tree.unwrapped {
-            wrap_in_array(root, &join(at, tree.location(node)));
-            let json = resolve(root, at).unwrap_or(&Value::Null);
-            tree = Tree::build(json, &pointer(at))?;
-        }
-        let resource_type = tree.nodes[0].ty;
-        run.summary.count_resource(resource_type);
-        let mut scope = Scope {
-            at,
-            visited: vec![false; tree.nodes.len()],
-            tree,
-            ops: 0,
-            rewritten: Vec::new(),
+            resolve(root, at).ok_or_else(|| Error::input(base.as_str(), "missing resource"))?;
+        let plan = self.plan(tree::resource_type(json, &base)?);
+        let owner = match self.config.parameters.date_shift_scope {
+            DateShiftScope::Patient => run.owners.get(&base).cloned(),
+            _ => None,
         };
-        for &index in self.plan(resource_type) {
-            let rule = &self.rules[index];
-            let matches = self.select(rule, &scope.tree, root, at)?;
-            for node in matches {
-                if !scope.visited[node as usize] {
-                    self.apply(rule, node, &mut scope, root, run)?;
-                }
-            }
-            if !scope.rewritten.is_empty() {
-                self.reindex(&mut scope, root)?;
-            }
-        }
-        let nested: Vec<(Vec<Step>, bool)> = (1..scope.tree.nodes.len() as u32)
-            .filter(|&n| scope.tree.nodes[n as usize].resource)
-            .map(|n| {
-                (
-                    join(at, scope.tree.location(n)),
-                    scope.tree.nodes[n as usize].name == "contained",
-                )
-            })
-            .collect();
-        let mut ops = scope.ops;
+        let (mut ops, nested) = if plan.buffered {
+            self.run_buffered(plan, run, root, at, &base, owner)?
+        } else {
+            self.run_immediate(plan, run, root, at, &base, owner)?
+        };
         for (location, is_contained) in nested {
             ops |= self.process_resource(run, root, &location, is_contained)?;
         }
@@ -443,65 +536,209 @@ impl Engine {
         Ok(ops)
     }
 
-    /// The nodes a rule selects in the current resource, in document order.
-    fn select(
+    /// Runs a plan whose edits can wait: every rule selects on the resource as it came in,
+    /// edits are collected, then written. Returns the operations recorded and the nested
+    /// resources to process (location, whether contained).
+    fn run_buffered(
+        &self,
+        plan: &Plan,
+        run: &mut Run<'_>,
+        root: &mut Value,
+        at: &[Step],
+        base: &str,
+        owner: Option<String>,
+    ) -> Result<(u8, Vec<Nested>)> {
+        let (tree, values) = loop {
+            let json = resolve(root, at).ok_or_else(|| Error::input(base, "missing resource"))?;
+            let (tree, values) = Tree::build_with_values(json, base)?;
+            let Some(node) = tree.unwrapped else {
+                break (tree, values);
+            };
+            wrap_in_array(root, &join(at, tree.location(node)));
+        };
+        let root_ro: &Value = root;
+        let json = values[0].unwrap_or(&Value::Null);
+        run.summary.count_resource(tree.nodes[0].ty);
+        let index = if plan.indexed {
+            Index::build(&tree, &self.types, &self.names)
+        } else {
+            Index::default()
+        };
+        let mut scope = Scope {
+            at,
+            visited: vec![false; tree.nodes.len()],
+            tree,
+            ops: 0,
+            rewritten: Vec::new(),
+            owner,
+            root_id: None,
+        };
+        let mut edits: Vec<(u32, Option<Value>)> = Vec::new();
+        for &index_of_rule in &plan.rules {
+            let rule = &self.rules[index_of_rule];
+            let matches = self.select(rule, &scope.tree, &index, json, root_ro, at, |n| {
+                values[n as usize]
+            })?;
+            for node in matches {
+                if !scope.visited[node as usize] {
+                    self.apply_buffered(rule, node, &mut scope, &values, root_ro, &mut edits, run)?;
+                }
+            }
+        }
+        let nested = nested_resources(&scope.tree, at);
+        if !edits.is_empty()
+            && let Some(resource) = resolve_mut(root, at)
+        {
+            for (node, value) in edits {
+                scope.tree.write(resource, node, value);
+            }
+        }
+        Ok((scope.ops, nested))
+    }
+
+    /// Applies a rule's method to `node` and its unvisited descendants, collecting the edits.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_buffered(
+        &self,
+        rule: &CompiledRule,
+        node: u32,
+        scope: &mut Scope<'_>,
+        values: &[Option<&Value>],
+        root: &Value,
+        edits: &mut Vec<(u32, Option<Value>)>,
+        run: &mut Run<'_>,
+    ) -> Result<()> {
+        if scope.tree.nodes[node as usize].primitive
+            && let Some(text) = values[node as usize].and_then(value_str)
+            && !text.is_empty()
+        {
+            let root_id = match &scope.root_id {
+                _ if !matches!(rule.method, CompiledMethod::DateShift) => None,
+                Some(id) => id.clone(),
+                None => root.get("id").and_then(Value::as_str).map(str::to_string),
+            };
+            if let Some(value) =
+                self.process_primitive(rule, node, scope, &text, root_id.as_deref(), run)?
+            {
+                if scope.is_root_id(node) {
+                    scope.root_id = Some(value.as_ref().and_then(Value::as_str).map(String::from));
+                }
+                edits.push((node, value));
+            }
+        }
+        scope.visited[node as usize] = true;
+        let end = scope.tree.nodes[node as usize].end;
+        let mut child = node + 1;
+        while child < end {
+            let c = &scope.tree.nodes[child as usize];
+            let next = c.end;
+            if !c.resource && !scope.visited[child as usize] {
+                self.apply_buffered(rule, child, scope, values, root, edits, run)?;
+            }
+            child = next;
+        }
+        Ok(())
+    }
+
+    /// Runs a plan rule by rule, each seeing the edits of the rules before it. Returns the
+    /// operations recorded and the nested resources to process.
+    fn run_immediate(
+        &self,
+        plan: &Plan,
+        run: &mut Run<'_>,
+        root: &mut Value,
+        at: &[Step],
+        base: &str,
+        owner: Option<String>,
+    ) -> Result<(u8, Vec<Nested>)> {
+        let json = resolve(root, at).ok_or_else(|| Error::input(base, "missing resource"))?;
+        let mut tree = Tree::build(json, base)?;
+        while let Some(node) = tree.unwrapped {
+            wrap_in_array(root, &join(at, tree.location(node)));
+            let json = resolve(root, at).unwrap_or(&Value::Null);
+            tree = Tree::build(json, base)?;
+        }
+        run.summary.count_resource(tree.nodes[0].ty);
+        let mut scope = Scope {
+            at,
+            visited: vec![false; tree.nodes.len()],
+            tree,
+            ops: 0,
+            rewritten: Vec::new(),
+            owner,
+            root_id: None,
+        };
+        let build_index = |tree: &Tree| {
+            if plan.indexed {
+                Index::build(tree, &self.types, &self.names)
+            } else {
+                Index::default()
+            }
+        };
+        let mut index = build_index(&scope.tree);
+        for &index_of_rule in &plan.rules {
+            let rule = &self.rules[index_of_rule];
+            let resource = resolve(root, at).unwrap_or(&Value::Null);
+            let matches = self.select(rule, &scope.tree, &index, resource, root, at, |n| {
+                scope.tree.value(resource, n)
+            })?;
+            for node in matches {
+                if !scope.visited[node as usize] {
+                    self.apply(rule, node, &mut scope, root, run)?;
+                }
+            }
+            if !scope.rewritten.is_empty() {
+                self.reindex(&mut scope, root)?;
+                index = build_index(&scope.tree);
+            }
+        }
+        Ok((scope.ops, nested_resources(&scope.tree, at)))
+    }
+
+    /// The nodes a rule selects in the current resource (`resource`, at `at` in `root`), in
+    /// document order; `value` gives a node's JSON.
+    #[allow(clippy::too_many_arguments)]
+    fn select<'v>(
         &self,
         rule: &CompiledRule,
         tree: &Tree,
+        index: &Index,
+        resource: &Value,
         root: &Value,
         at: &[Step],
+        value: impl Fn(u32) -> Option<&'v Value>,
     ) -> Result<Vec<u32>> {
-        let own = |n: u32| n == 0 || !tree.nodes[n as usize].resource;
-        let with_child = |nodes: Vec<u32>, child: &Option<String>| match child {
-            None => nodes,
-            Some(child) => nodes
-                .into_iter()
-                .flat_map(|n| {
-                    tree.children(n)
-                        .filter(|&c| tree.nodes[c as usize].name == child)
-                })
-                .filter(|&c| own(c))
-                .collect(),
+        let expression = match &rule.selector {
+            Selector::Resource => return Ok(vec![0]),
+            Selector::Tree(path, fallback) => match (path.select(tree, index, value), fallback) {
+                (Some(nodes), _) => return Ok(nodes),
+                (None, Some(expression)) => expression,
+                (None, None) => return Ok(Vec::new()),
+            },
+            Selector::Path(expression) => expression,
         };
-        Ok(match &rule.selector {
-            Selector::Resource => vec![0],
-            Selector::NodesByType(t, child) => with_child(
-                (0..tree.nodes.len() as u32)
-                    .filter(|&n| own(n) && tree.nodes[n as usize].ty == t)
-                    .collect(),
-                child,
-            ),
-            Selector::NodesByName(name, child) => with_child(
-                (0..tree.nodes.len() as u32)
-                    .filter(|&n| own(n) && tree.nodes[n as usize].name == name)
-                    .collect(),
-                child,
-            ),
-            Selector::Path(expression) => {
-                let resource = resolve(root, at).unwrap_or(&Value::Null);
-                let env = Environment::new()
-                    .with_resource(resource)
-                    .with_root_resource(root);
-                let items = expression
-                    .evaluate_with(resource, &env)
-                    .map_err(|e| Error::Rule {
-                        rule: rule.index,
-                        path: rule.path.clone(),
-                        element: pointer(at),
-                        message: e.to_string(),
-                        skippable: false,
-                    })?;
-                let mut nodes: Vec<u32> = items
-                    .iter()
-                    .filter_map(|item| item.location())
-                    .filter_map(|location| tree.find(location.steps()))
-                    .filter(|&n| own(n))
-                    .collect();
-                let mut seen = HashSet::new();
-                nodes.retain(|n| seen.insert(*n));
-                nodes
-            }
-        })
+        let env = Environment::new()
+            .with_resource(resource)
+            .with_root_resource(root);
+        let items = expression
+            .evaluate_with(resource, &env)
+            .map_err(|e| Error::Rule {
+                rule: rule.index,
+                path: rule.path.clone(),
+                element: pointer(at),
+                message: e.to_string(),
+                skippable: false,
+            })?;
+        let own = |n: u32| n == 0 || !tree.nodes[n as usize].resource;
+        let mut nodes: Vec<u32> = items
+            .iter()
+            .filter_map(|item| item.location())
+            .filter_map(|location| tree.find(location.steps()))
+            .filter(|&n| own(n))
+            .collect();
+        let mut seen = HashSet::new();
+        nodes.retain(|n| seen.insert(*n));
+        Ok(nodes)
     }
 
     /// Applies a rule's method to `node` and, recursively, to its unvisited descendants.
@@ -542,7 +779,7 @@ impl Engine {
         }
     }
 
-    /// Applies a rule's method to one node.
+    /// Applies a rule's method to one node, writing at once.
     fn process_node(
         &self,
         rule: &CompiledRule,
@@ -552,13 +789,6 @@ impl Engine {
         run: &mut Run<'_>,
     ) -> Result<()> {
         let n = scope.tree.nodes[node as usize].clone();
-        let method = rule.method.name();
-        let record = |scope: &mut Scope<'_>, run: &mut Run<'_>, op: Option<Operation>| {
-            if let Some(op) = op {
-                scope.ops |= op.bit();
-            }
-            run.summary.count_node(method);
-        };
         match &rule.method {
             CompiledMethod::Perturb(settings) => {
                 return self.perturb(settings, node, scope, root, run);
@@ -589,10 +819,51 @@ impl Engine {
         if text.is_empty() {
             return Ok(());
         }
+        if let CompiledMethod::Generalize(cases) = &rule.method {
+            let outcome = {
+                let resource = resolve(root, scope.at).unwrap_or(&Value::Null);
+                let value = scope.tree.value(resource, node).unwrap_or(&Value::Null);
+                generalize::generalize(value, n.ty, cases, resource)
+            };
+            match outcome {
+                Ok(Generalized::Replace(v)) => write(root, scope, node, Some(v)),
+                Ok(Generalized::Remove) => write(root, scope, node, None),
+                Ok(Generalized::Unchanged) => {}
+                Err(e) => return Err(self.rule_error(rule, scope, node, e.to_string(), true)),
+            }
+            scope.ops |= Operation::Generalize.bit();
+            run.count(&rule.method);
+            return Ok(());
+        }
+        let root_id = match rule.method {
+            CompiledMethod::DateShift => root.get("id").and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        };
+        if let Some(value) =
+            self.process_primitive(rule, node, scope, &text, root_id.as_deref(), run)?
+        {
+            write(root, scope, node, value);
+        }
+        Ok(())
+    }
+
+    /// Applies keep, redact, dateShift, cryptoHash or encrypt to a primitive whose text is
+    /// `text` (not empty), recording the operation; returns the value to write (`None`
+    /// removes it), if any. `root_id` is the outermost resource's id as it is now.
+    fn process_primitive(
+        &self,
+        rule: &CompiledRule,
+        node: u32,
+        scope: &mut Scope<'_>,
+        text: &str,
+        root_id: Option<&str>,
+        run: &mut Run<'_>,
+    ) -> Result<Option<Option<Value>>> {
+        let n = &scope.tree.nodes[node as usize];
         let parent_type = scope.tree.nodes[n.parent as usize].ty;
         let params = &self.config.parameters;
-        match &rule.method {
-            CompiledMethod::Keep => record(scope, run, keep::keep()),
+        let (write, op) = match &rule.method {
+            CompiledMethod::Keep => (None, keep::keep()),
             CompiledMethod::Redact => {
                 let target = if matches!(n.ty, "date" | "dateTime" | "instant") {
                     Target::Date
@@ -610,49 +881,43 @@ impl Engine {
                     restricted_zip_codes: &params.restricted_zip_code_tabulation_areas,
                     today: run.today,
                 };
-                let (redaction, op) = redact::redact(&text, target, &settings);
-                write_redaction(root, scope, node, redaction);
-                record(scope, run, Some(op));
+                let (redaction, op) = redact::redact(text, target, &settings);
+                (redaction_write(redaction), Some(op))
             }
             CompiledMethod::DateShift => {
                 let kind = match n.ty {
                     "date" => DateKind::Date,
                     "dateTime" | "instant" => DateKind::DateTime,
-                    _ => return Ok(()),
+                    _ => return Ok(None),
                 };
-                let offset = self.date_shift_offset(root, scope.at, run);
+                let offset = self.date_shift_offset(root_id, scope, run);
                 match date_shift::shift(
-                    &text,
+                    text,
                     kind,
                     offset,
                     params.enable_partial_dates_for_redact,
                     run.today,
                 ) {
-                    Shift::Shifted(v) => {
-                        write(root, scope, node, Some(Value::String(v)));
-                        record(scope, run, Some(Operation::Perturb));
-                    }
-                    Shift::Redacted(r) => {
-                        write_redaction(root, scope, node, r);
-                        record(scope, run, Some(Operation::Redact));
-                    }
+                    Shift::Shifted(v) => (Some(Some(Value::String(v))), Some(Operation::Perturb)),
+                    Shift::Redacted(r) => (redaction_write(r), Some(Operation::Redact)),
                 }
             }
             CompiledMethod::CryptoHash => {
-                let key = params.crypto_hash_key.as_deref().unwrap_or_default();
                 let reference = (n.name == "reference" && parent_type == "Reference")
                     || (params.enable_reference_hash_for_uris && n.ty == "uri");
                 let hashed = if reference {
-                    crypto_hash::hash_reference(key, &text)
+                    self.hasher.hash_reference(text)
                 } else {
-                    crypto_hash::hash(key, &text)
+                    self.hasher.hash(text)
                 };
-                write(root, scope, node, Some(Value::String(hashed)));
-                record(scope, run, Some(Operation::CryptoHash));
+                (
+                    Some(Some(Value::String(hashed))),
+                    Some(Operation::CryptoHash),
+                )
             }
             CompiledMethod::Encrypt => {
                 let key = params.encrypt_key.as_deref().unwrap_or_default();
-                let Some(encrypted) = encrypt::encrypt(key, &text, run.rng(self.seed)) else {
+                let Some(encrypted) = encrypt::encrypt(key, text, run.rng(self.seed)) else {
                     return Err(self.rule_error(
                         rule,
                         scope,
@@ -661,54 +926,42 @@ impl Engine {
                         false,
                     ));
                 };
-                write(root, scope, node, Some(Value::String(encrypted)));
-                record(scope, run, Some(Operation::Encrypt));
+                (
+                    Some(Some(Value::String(encrypted))),
+                    Some(Operation::Encrypt),
+                )
             }
-            CompiledMethod::Generalize(cases) => {
-                let outcome = {
-                    let resource = resolve(root, scope.at).unwrap_or(&Value::Null);
-                    let value = scope.tree.value(resource, node).unwrap_or(&Value::Null);
-                    generalize::generalize(value, n.ty, cases, resource)
-                };
-                match outcome {
-                    Ok(Generalized::Replace(v)) => write(root, scope, node, Some(v)),
-                    Ok(Generalized::Remove) => write(root, scope, node, None),
-                    Ok(Generalized::Unchanged) => {}
-                    Err(e) => return Err(self.rule_error(rule, scope, node, e.to_string(), true)),
-                }
-                record(scope, run, Some(Operation::Generalize));
-            }
-            CompiledMethod::Perturb(_) | CompiledMethod::Substitute(_) => {}
+            CompiledMethod::Perturb(_)
+            | CompiledMethod::Substitute(_)
+            | CompiledMethod::Generalize(_) => return Ok(None),
+        };
+        if let Some(op) = op {
+            scope.ops |= op.bit();
         }
-        Ok(())
+        run.count(&rule.method);
+        Ok(write)
     }
 
-    /// The date-shift offset for the resource at `at`, reading the outermost resource's id as
-    /// it is now (an earlier `Resource.id` hash changes it, as in the original).
-    fn date_shift_offset(&self, root: &Value, at: &[Step], run: &Run<'_>) -> i64 {
+    /// The date-shift offset for the current resource; `root_id` is the outermost resource's
+    /// id as it is now (an earlier `Resource.id` hash changes it, as in the original).
+    fn date_shift_offset(&self, root_id: Option<&str>, scope: &Scope<'_>, run: &Run<'_>) -> i64 {
         let params = &self.config.parameters;
         if let Some(fixed) = params.date_shift_fixed_offset_in_days {
             return fixed;
         }
-        let file_name = |p: &str| {
-            let p = p.trim_end_matches(['/', '\\']);
-            p.rsplit(['/', '\\']).next().unwrap_or(p).to_string()
+        let prefix = match params.date_shift_scope {
+            DateShiftScope::Resource => "",
+            DateShiftScope::File => run.ctx.file.map(last_component).unwrap_or_default(),
+            DateShiftScope::Folder => run.ctx.folder.map(last_component).unwrap_or_default(),
+            DateShiftScope::Patient => scope.owner.as_deref().unwrap_or_default(),
         };
-        let mut prefix = match params.date_shift_scope {
-            DateShiftScope::Resource => String::new(),
-            DateShiftScope::File => run.ctx.file.map(file_name).unwrap_or_default(),
-            DateShiftScope::Folder => run.ctx.folder.map(file_name).unwrap_or_default(),
-            DateShiftScope::Patient => run.owners.get(&pointer(at)).cloned().unwrap_or_default(),
+        let prefix = if prefix.is_empty() {
+            root_id.unwrap_or_default()
+        } else {
+            prefix
         };
-        if prefix.is_empty() {
-            prefix = root
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-        }
         let key = params.date_shift_key.as_deref().unwrap_or_default();
-        date_shift::offset(&prefix, key)
+        date_shift::offset(prefix, key)
     }
 
     fn perturb(
@@ -754,7 +1007,7 @@ impl Engine {
         let result = perturb::perturb(value, kind, settings, run.rng(self.seed));
         write(root, scope, value_node, Some(number(result)));
         scope.ops |= Operation::Perturb.bit();
-        run.summary.count_node("perturb");
+        run.count(&CompiledMethod::Perturb(settings.clone()));
         let end = scope.tree.nodes[node as usize].end as usize;
         scope.visited[node as usize..end].fill(true);
         Ok(())
@@ -823,7 +1076,7 @@ impl Engine {
             scope.rewritten.push(node);
         }
         scope.ops |= Operation::Substitute.bit();
-        run.summary.count_node("substitute");
+        run.count(&rule.method);
         let end = n.end as usize;
         scope.visited[node as usize..end].fill(true);
         Ok(())
@@ -881,12 +1134,32 @@ fn write(root: &mut Value, scope: &Scope<'_>, node: u32, value: Option<Value>) {
     }
 }
 
-fn write_redaction(root: &mut Value, scope: &Scope<'_>, node: u32, redaction: Redaction) {
+/// What a redaction writes: `Some(None)` removes the value, `None` leaves it.
+fn redaction_write(redaction: Redaction) -> Option<Option<Value>> {
     match redaction {
-        Redaction::Remove => write(root, scope, node, None),
-        Redaction::Unchanged => {}
-        Redaction::Replace(text) => write(root, scope, node, Some(Value::String(text))),
+        Redaction::Remove => Some(None),
+        Redaction::Unchanged => None,
+        Redaction::Replace(text) => Some(Some(Value::String(text))),
     }
+}
+
+/// The last component of a file or folder path (its name).
+fn last_component(path: &str) -> &str {
+    let path = path.trim_end_matches(['/', '\\']);
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// The nested resources of a resource at `at` (location, whether contained), in order.
+fn nested_resources(tree: &Tree, at: &[Step]) -> Vec<Nested> {
+    (1..tree.nodes.len() as u32)
+        .filter(|&n| tree.nodes[n as usize].resource)
+        .map(|n| {
+            (
+                join(at, tree.location(n)),
+                tree.nodes[n as usize].name == "contained",
+            )
+        })
+        .collect()
 }
 
 /// For scope `patient`: the id of the patient each resource (by JSON pointer) belongs to,

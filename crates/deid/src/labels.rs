@@ -1,31 +1,51 @@
 //! Security labels: each de-identified resource (not contained ones) says in `meta.security`
 //! what was done to it, with HL7 v3 ObservationValue codes, in a fixed order.
 
+use std::sync::LazyLock;
+
 use serde_json::{Map, Value, json};
 
 use crate::methods::Operation;
 
 const V3: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
 
+/// The coding of every operation, by [`Operation::ALL`] position, built once.
+static CODINGS: LazyLock<Vec<Value>> =
+    LazyLock::new(|| Operation::ALL.iter().map(|&op| coding(op)).collect());
+
+/// The code of an operation's coding.
+fn code(op: Operation) -> &'static str {
+    match op {
+        Operation::Redact => "REDACTED",
+        Operation::Abstract => "ABSTRED",
+        Operation::CryptoHash => "CRYTOHASH",
+        Operation::Encrypt => "MASKED",
+        Operation::Perturb => "PERTURBED",
+        Operation::Substitute => "SUBSTITUTED",
+        Operation::Generalize => "GENERALIZED",
+    }
+}
+
 /// The coding appended to `meta.security` for an operation.
 pub fn coding(op: Operation) -> Value {
+    let code = code(op);
     match op {
-        Operation::Redact => json!({"system": V3, "code": "REDACTED", "display": "redacted"}),
-        Operation::Abstract => json!({"system": V3, "code": "ABSTRED", "display": "abstracted"}),
+        Operation::Redact => json!({"system": V3, "code": code, "display": "redacted"}),
+        Operation::Abstract => json!({"system": V3, "code": code, "display": "abstracted"}),
         Operation::CryptoHash => {
-            json!({"system": V3, "code": "CRYTOHASH", "display": "cryptographic hash function"})
+            json!({"system": V3, "code": code, "display": "cryptographic hash function"})
         }
-        Operation::Encrypt => json!({"system": V3, "code": "MASKED", "display": "masked"}),
+        Operation::Encrypt => json!({"system": V3, "code": code, "display": "masked"}),
         Operation::Perturb => json!({
-            "code": "PERTURBED",
+            "code": code,
             "display": "exact value is replaced with another exact value"
         }),
         Operation::Substitute => json!({
-            "code": "SUBSTITUTED",
+            "code": code,
             "display": "exact value is replaced with a predefined value"
         }),
         Operation::Generalize => json!({
-            "code": "GENERALIZED",
+            "code": code,
             "display": "exact value is replaced with a general value"
         }),
     }
@@ -62,19 +82,18 @@ pub(crate) fn add(resource: &mut Map<String, Value>, ops: u8) {
     let Value::Array(security) = security else {
         return;
     };
-    for op in Operation::ALL {
+    for (&op, label) in Operation::ALL.iter().zip(CODINGS.iter()) {
         if ops & op.bit() == 0 {
             continue;
         }
-        let label = coding(op);
-        let code = label["code"].as_str().unwrap_or_default();
+        let code = code(op);
         let present = security.iter().any(|c| {
             c.get("code")
                 .and_then(Value::as_str)
                 .is_some_and(|existing| existing.eq_ignore_ascii_case(code))
         });
         if !present {
-            security.push(label);
+            security.push(label.clone());
         }
     }
 }

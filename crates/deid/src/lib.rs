@@ -21,6 +21,7 @@ mod json;
 mod labels;
 pub mod methods;
 pub mod presets;
+mod select;
 mod summary;
 mod tree;
 

@@ -21,7 +21,12 @@ impl Summary {
     /// Adds another summary's counts to this one.
     pub fn merge(&mut self, other: &Summary) {
         for (t, n) in &other.resources {
-            *self.resources.entry(t.clone()).or_default() += n;
+            match self.resources.get_mut(t) {
+                Some(count) => *count += n,
+                None => {
+                    self.resources.insert(t.clone(), *n);
+                }
+            }
         }
         for (m, n) in &other.nodes {
             *self.nodes.entry(m).or_default() += n;
@@ -47,7 +52,7 @@ impl Summary {
         }
     }
 
-    pub(crate) fn count_node(&mut self, method: &'static str) {
-        *self.nodes.entry(method).or_default() += 1;
+    pub(crate) fn add_nodes(&mut self, method: &'static str, n: u64) {
+        *self.nodes.entry(method).or_default() += n;
     }
 }

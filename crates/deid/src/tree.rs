@@ -7,6 +7,10 @@
 //! are processed. A primitive's value and its `_name` companion (id, extensions) form one node,
 //! whose children are the companion's elements.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use fhirpath::Step;
 use serde_json::Value;
 
@@ -35,6 +39,9 @@ pub(crate) struct Node {
     pub type_key: &'static str,
     /// A FHIR primitive (its value sits at `key`, its children in `_key`).
     pub primitive: bool,
+    /// Typed by a FHIRPath system type (`System.String` for `Extension.url`, an element id),
+    /// which FHIRPath's `ofType` does not count as the FHIR primitive of the same name.
+    pub system: bool,
     /// A resource nested in this one (a leaf here), or the root.
     pub resource: bool,
 }
@@ -70,7 +77,7 @@ fn is_primitive_type(code: &str) -> bool {
 }
 
 /// Finds the element for a JSON key: a plain element, or an expanded choice (`valueQuantity`),
-/// returning the element, the FHIRPath name and the instance type.
+/// returning the element and the FHIRPath name (`value` for `valueQuantity`).
 fn lookup(
     type_key: &str,
     json_key: &str,
@@ -80,19 +87,132 @@ fn lookup(
         // A bare choice base (`value`) is not a valid JSON key.
         return None;
     }
-    for (i, c) in json_key.char_indices().skip(1) {
-        if c.is_ascii_uppercase()
-            && let Some(base) = fhir::types::element(type_key, &json_key[..i])
-            && base.is_choice()
-            && base
-                .choices
-                .iter()
-                .any(|t| fhir::types::choice_suffix(t) == json_key[i..])
-        {
-            return Some((def, base.name()));
-        }
+    // An expanded choice key is its base's name followed by its type's name, capitalised
+    // (`value` + `Quantity`): only that split can name a choice base.
+    let t = def.type_code;
+    if let Some(i) = json_key.len().checked_sub(t.len())
+        && i > 0
+        && json_key.is_char_boundary(i)
+        && is_choice_suffix(&json_key[i..], t)
+        && let Some(base) = fhir::types::element(type_key, &json_key[..i])
+        && base.is_choice()
+        && base
+            .choices
+            .iter()
+            .any(|c| is_choice_suffix(&json_key[i..], c))
+    {
+        return Some((def, base.name()));
     }
     Some((def, def.name()))
+}
+
+/// Whether `suffix` is `type_code` with its first letter capitalised (`DateTime`, `dateTime`).
+fn is_choice_suffix(suffix: &str, type_code: &str) -> bool {
+    let (s, t) = (suffix.as_bytes(), type_code.as_bytes());
+    !t.is_empty() && s.len() == t.len() && s[0] == t[0].to_ascii_uppercase() && s[1..] == t[1..]
+}
+
+/// What indexing needs to know of an element found for a JSON key.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    def: &'static fhir::types::ElementDef,
+    /// The FHIRPath name ([`lookup`]).
+    name: &'static str,
+    /// The instance type in a datatype or backbone element, and in a resource.
+    ty: &'static str,
+    ty_in_resource: &'static str,
+    primitive: bool,
+}
+
+/// A multiply-rotate hasher (FxHash's) for the short JSON keys of the lookup cache. Only keys
+/// that name elements are stored, so a caller's keys cannot flood it.
+#[derive(Clone, Copy, Default)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+
+/// The elements of one type key, by JSON key.
+type FoundByKey = KeyMap<Box<str>, Found>;
+
+thread_local! {
+    /// Elements found, by the address of their type key and the JSON key: the same few
+    /// hundred keys recur in every resource.
+    static FOUND: RefCell<KeyMap<(usize, usize), FoundByKey>> =
+        RefCell::new(KeyMap::default());
+}
+
+/// [`lookup`] of every key of `obj` (without its `_`) under `type_key`, with instance types
+/// and primitiveness, through the thread's cache; appended to `out` in key order (`None` for
+/// a resource's `resourceType`).
+fn find_elements(
+    type_key: &'static str,
+    obj: &serde_json::Map<String, Value>,
+    is_resource: bool,
+    out: &mut Vec<Option<Found>>,
+) {
+    FOUND.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let by_key = cache
+            .entry((type_key.as_ptr() as usize, type_key.len()))
+            .or_default();
+        for key in obj.keys() {
+            if is_resource && key == "resourceType" {
+                out.push(None);
+                continue;
+            }
+            let key = key.strip_prefix('_').unwrap_or(key);
+            if let Some(found) = by_key.get(key) {
+                out.push(Some(*found));
+                continue;
+            }
+            let found = lookup(type_key, key).map(|(def, name)| Found {
+                def,
+                name,
+                ty: instance_type(def, false),
+                ty_in_resource: instance_type(def, true),
+                primitive: is_primitive_type(def.type_code),
+            });
+            if let Some(found) = found {
+                by_key.insert(key.into(), found);
+            }
+            out.push(found);
+        }
+    });
 }
 
 /// The resource type of a resource's JSON, checked against R4.
@@ -122,20 +242,57 @@ enum Seg {
     Index(usize),
 }
 
-struct Builder<'p> {
+struct Builder<'p, 'v> {
     nodes: Vec<Node>,
+    /// Each node's JSON, parallel to `nodes` (see [`Tree::build_with_values`]).
+    values: Vec<Option<&'v Value>>,
+    /// The elements of the keys of the objects being indexed (a stack, one run per object).
+    found: Vec<Option<Found>>,
     base: &'p str,
     path: Vec<Seg>,
     unwrapped: Option<u32>,
+}
+
+thread_local! {
+    /// Node buffers of dropped trees, reused by the next ones (a resource's nodes take a few
+    /// kilobytes, beyond the allocator's fast path).
+    static BUFFERS: RefCell<Vec<Vec<Node>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let mut nodes = std::mem::take(&mut self.nodes);
+        nodes.clear();
+        BUFFERS.with(|b| {
+            let mut buffers = b.borrow_mut();
+            if buffers.len() < 4 {
+                buffers.push(nodes);
+            }
+        });
+    }
 }
 
 impl Tree {
     /// Indexes a resource. Errors name the element path of an unknown element or a value of the
     /// wrong JSON kind; `base` is the resource's own location, prefixed to those paths.
     pub fn build(json: &Value, base: &str) -> Result<Tree> {
+        Tree::build_with_values(json, base).map(|(tree, _)| tree)
+    }
+
+    /// Indexes a resource like [`Tree::build`], also returning each node's JSON in `json`: a
+    /// primitive's value (`None` when it has only a `_` companion or is null), a complex
+    /// node's object, a nested resource's object.
+    pub fn build_with_values<'v>(
+        json: &'v Value,
+        base: &str,
+    ) -> Result<(Tree, Vec<Option<&'v Value>>)> {
         let ty = resource_type(json, base)?;
         let mut b = Builder {
-            nodes: Vec::with_capacity(64),
+            nodes: BUFFERS
+                .with(|b| b.borrow_mut().pop())
+                .unwrap_or_else(|| Vec::with_capacity(64)),
+            values: Vec::with_capacity(64),
+            found: Vec::with_capacity(16),
             base,
             path: Vec::with_capacity(16),
             unwrapped: None,
@@ -149,17 +306,22 @@ impl Tree {
             ty,
             type_key: ty,
             primitive: false,
+            system: false,
             resource: true,
         });
+        b.values.push(Some(json));
         if let Some(obj) = json.as_object() {
             b.object(obj, 0, ty, true)?;
         }
         let end = b.nodes.len() as u32;
         b.nodes[0].end = end;
-        Ok(Tree {
-            nodes: b.nodes,
-            unwrapped: b.unwrapped,
-        })
+        Ok((
+            Tree {
+                nodes: b.nodes,
+                unwrapped: b.unwrapped,
+            },
+            b.values,
+        ))
     }
 
     /// The direct children of `node`.
@@ -354,8 +516,11 @@ pub(crate) fn check(obj: &serde_json::Map<String, Value>, type_key: &'static str
             ty: type_key,
             type_key,
             primitive: false,
+            system: false,
             resource: false,
         }],
+        values: vec![None],
+        found: Vec::new(),
         base: "",
         path: Vec::new(),
         unwrapped: None,
@@ -383,7 +548,7 @@ impl Iterator for Children<'_> {
     }
 }
 
-impl Builder<'_> {
+impl<'v> Builder<'_, 'v> {
     /// The JSON pointer of the element being indexed.
     fn pointer(&self) -> String {
         let mut out = self.base.to_string();
@@ -426,56 +591,65 @@ impl Builder<'_> {
     /// Indexes the elements of a JSON object whose children are described under `type_key`.
     fn object(
         &mut self,
-        obj: &serde_json::Map<String, Value>,
+        obj: &'v serde_json::Map<String, Value>,
         parent: u32,
         type_key: &'static str,
         is_resource: bool,
     ) -> Result<()> {
-        for (key, value) in obj {
+        // Most objects have no `_name` companions; then no companion lookups are needed.
+        let has_companions = obj.keys().any(|k| k.starts_with('_'));
+        let start = self.found.len();
+        find_elements(type_key, obj, is_resource, &mut self.found);
+        for (i, (key, value)) in obj.iter().enumerate() {
             if is_resource && key == "resourceType" {
                 continue;
             }
+            let found = self.found[start + i];
             if let Some(base) = key.strip_prefix('_') {
                 if obj.contains_key(base) {
                     continue; // indexed with its value
                 }
-                let Some((def, name)) = lookup(type_key, base) else {
+                let Some(found) = found else {
                     return Err(self.err_at(key, "unknown element"));
                 };
-                if !is_primitive_type(def.type_code) {
+                if !found.primitive {
                     return Err(
                         self.err_at(key, "`_` companion of an element that is not a primitive")
                     );
                 }
-                self.element(def, name, None, Some(value), parent, is_resource)?;
+                self.element(found, None, Some(value), parent, is_resource)?;
                 continue;
             }
-            let Some((def, name)) = lookup(type_key, key) else {
+            let Some(found) = found else {
                 return Err(self.err_at(key, "unknown element"));
             };
-            let companion = if is_primitive_type(def.type_code) {
+            let companion = if has_companions && found.primitive {
                 obj.get(&format!("_{key}"))
             } else {
                 None
             };
-            self.element(def, name, Some(value), companion, parent, is_resource)?;
+            self.element(found, Some(value), companion, parent, is_resource)?;
         }
+        self.found.truncate(start);
         Ok(())
     }
 
     /// Indexes one element (all items of an array) with its optional `_` companion.
     fn element(
         &mut self,
-        def: &'static fhir::types::ElementDef,
-        name: &'static str,
-        value: Option<&Value>,
-        companion: Option<&Value>,
+        found: Found,
+        value: Option<&'v Value>,
+        companion: Option<&'v Value>,
         parent: u32,
         owner_is_resource: bool,
     ) -> Result<()> {
+        let (def, name, primitive) = (found.def, found.name, found.primitive);
         let key = def.name();
-        let ty = instance_type(def, owner_is_resource);
-        let primitive = is_primitive_type(def.type_code);
+        let ty = if owner_is_resource {
+            found.ty_in_resource
+        } else {
+            found.ty
+        };
         let nested_resource = def.type_code == "Resource";
         let shown_key = Seg::Key(key, value.is_none());
         let arrays = (value.map(Value::as_array), companion.map(Value::as_array));
@@ -539,8 +713,8 @@ impl Builder<'_> {
         name: &'static str,
         ty: &'static str,
         def: &'static fhir::types::ElementDef,
-        value: Option<&Value>,
-        companion: Option<&Value>,
+        value: Option<&'v Value>,
+        companion: Option<&'v Value>,
         parent: u32,
         primitive: bool,
         nested_resource: bool,
@@ -566,8 +740,10 @@ impl Builder<'_> {
                 ty: rt,
                 type_key: rt,
                 primitive: false,
+                system: false,
                 resource: true,
             });
+            self.values.push(value);
             return Ok(());
         }
         if primitive {
@@ -589,8 +765,10 @@ impl Builder<'_> {
             ty,
             type_key,
             primitive,
+            system: def.type_code.starts_with("System."),
             resource: false,
         });
+        self.values.push(value.filter(|v| !v.is_null()));
         if primitive {
             if let Some(c) = companion {
                 let Some(obj) = c.as_object() else {

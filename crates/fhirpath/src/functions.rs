@@ -480,7 +480,7 @@ impl<'a> Evaluator<'a, '_> {
                 let mut out = Vec::new();
                 for item in focus {
                     if let ItemKind::Node(n) = &item.0 {
-                        descendants(n, true, &mut out);
+                        descendants(n, &mut out);
                     }
                 }
                 out
@@ -771,13 +771,13 @@ fn same_item(a: &Item<'_>, b: &Item<'_>) -> bool {
 }
 
 /// All descendants of a node, depth-first in document order.
-fn descendants<'a>(node: &Node<'a>, _into_resources: bool, out: &mut Collection<'a>) {
+fn descendants<'a>(node: &Node<'a>, out: &mut Collection<'a>) {
     let mut children = Vec::new();
     all_children(node, &mut children);
     for child in children {
         out.push(child.clone());
         if let ItemKind::Node(n) = &child.0 {
-            descendants(n, true, out);
+            descendants(n, out);
         }
     }
 }

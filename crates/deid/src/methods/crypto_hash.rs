@@ -11,13 +11,82 @@ use sha2::Sha256;
 
 /// The lowercase hex HMAC-SHA256 of `text` under `key` (both UTF-8). The empty text stays empty.
 pub fn hash(key: &str, text: &str) -> String {
-    if text.is_empty() {
-        return String::new();
+    Hasher::new(key).hash(text)
+}
+
+/// A key made ready once (its HMAC pads hashed) for hashing many values.
+#[derive(Clone)]
+pub struct Hasher {
+    mac: hmac::Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hasher(..)")
     }
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(text.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+}
+
+impl Hasher {
+    /// Prepares `key` (UTF-8).
+    pub fn new(key: &str) -> Hasher {
+        Hasher {
+            mac: <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
+                .expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    /// The same as [`hash`] with this key.
+    pub fn hash(&self, text: &str) -> String {
+        if text.is_empty() {
+            return String::new();
+        }
+        self.hash_into(String::with_capacity(64), text)
+    }
+
+    /// Appends the hash of `text` (not empty) to `out`.
+    fn hash_into(&self, mut out: String, text: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.mac.clone();
+        mac.update(text.as_bytes());
+        for b in mac.finalize().into_bytes() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+
+    /// `prefix`, the hash of `id`, then `suffix`.
+    fn wrap(&self, prefix: &str, id: &str, suffix: &str) -> String {
+        if id.is_empty() {
+            return [prefix, suffix].concat();
+        }
+        let mut out = String::with_capacity(prefix.len() + 64 + suffix.len());
+        out.push_str(prefix);
+        let mut out = self.hash_into(out, id);
+        out.push_str(suffix);
+        out
+    }
+
+    /// The same as [`hash_reference`] with this key.
+    pub fn hash_reference(&self, reference: &str) -> String {
+        if let Some(local) = reference.strip_prefix('#') {
+            return self.wrap("#", local, "");
+        }
+        if let Some((prefix, id, suffix)) = split_literal(reference) {
+            return self.wrap(prefix, id, suffix);
+        }
+        if let Some(oid) = reference.strip_prefix("urn:oid:")
+            && is_oid(oid)
+        {
+            return self.wrap("urn:oid:", oid, "");
+        }
+        if let Some(uuid) = reference.strip_prefix("urn:uuid:")
+            && is_uuid(uuid)
+        {
+            return self.wrap("urn:uuid:", uuid, "");
+        }
+        self.hash(reference)
+    }
 }
 
 fn is_id_char(c: u8) -> bool {
@@ -75,34 +144,18 @@ fn is_oid(s: &str) -> bool {
         })
 }
 
+/// `8-4-4-4-12` hexadecimal digits.
 fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|c| c.is_ascii_hexdigit()))
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// Hashes a `Reference.reference`, keeping its shape (see the module documentation).
 pub fn hash_reference(key: &str, reference: &str) -> String {
-    if let Some(local) = reference.strip_prefix('#') {
-        return format!("#{}", hash(key, local));
-    }
-    if let Some((prefix, id, suffix)) = split_literal(reference) {
-        return format!("{prefix}{}{suffix}", hash(key, id));
-    }
-    if let Some(oid) = reference.strip_prefix("urn:oid:")
-        && is_oid(oid)
-    {
-        return format!("urn:oid:{}", hash(key, oid));
-    }
-    if let Some(uuid) = reference.strip_prefix("urn:uuid:")
-        && is_uuid(uuid)
-    {
-        return format!("urn:uuid:{}", hash(key, uuid));
-    }
-    hash(key, reference)
+    Hasher::new(key).hash_reference(reference)
 }
 
 #[cfg(test)]

@@ -55,11 +55,17 @@ impl Operation {
 /// .NET): strings as they are, numbers as written, booleans `True`/`False`. `None` for null
 /// and for objects and arrays.
 pub fn value_text(value: &Value) -> Option<String> {
+    value_str(value).map(std::borrow::Cow::into_owned)
+}
+
+/// [`value_text`] without copying strings.
+pub(crate) fn value_str(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
     match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(true) => Some("True".to_string()),
-        Value::Bool(false) => Some("False".to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(true) => Some(Cow::Borrowed("True")),
+        Value::Bool(false) => Some(Cow::Borrowed("False")),
         _ => None,
     }
 }
