@@ -563,6 +563,15 @@ impl<'a> Evaluator<'a, '_> {
         let r = self.eval(right, focus, scope)?;
         match op {
             BinaryOp::Union => Ok(union(l, r)),
+            BinaryOp::Eq | BinaryOp::Ne if self.env.partial_date_ranges => {
+                if let Some(equal) = self.range_relation(op, &l, &r)? {
+                    return Ok(boolean(equal));
+                }
+                let equal = equals_collections(&l, &r);
+                Ok(equal
+                    .map(|e| boolean(e == (op == BinaryOp::Eq)))
+                    .unwrap_or_default())
+            }
             BinaryOp::Eq => Ok(equals_collections(&l, &r).map(boolean).unwrap_or_default()),
             BinaryOp::Ne => Ok(equals_collections(&l, &r)
                 .map(|b| boolean(!b))
@@ -583,6 +592,11 @@ impl<'a> Evaluator<'a, '_> {
                 Ok(boolean(found))
             }
             BinaryOp::Lt | BinaryOp::Gt | BinaryOp::Le | BinaryOp::Ge => {
+                if self.env.partial_date_ranges
+                    && let Some(holds) = self.range_relation(op, &l, &r)?
+                {
+                    return Ok(boolean(holds));
+                }
                 let (Some(a), Some(b)) = (singleton(&l)?, singleton(&r)?) else {
                     return Ok(Vec::new());
                 };
@@ -625,6 +639,58 @@ impl<'a> Evaluator<'a, '_> {
             }
         }
     }
+}
+
+impl<'a> Evaluator<'a, '_> {
+    /// With [`Environment::partial_date_ranges`]: the relation `op` between two single
+    /// dates/date-times of different precision, read as ranges of instants; `None` when the
+    /// operands are not such a pair.
+    fn range_relation(
+        &self,
+        op: BinaryOp,
+        l: &[Item<'a>],
+        r: &[Item<'a>],
+    ) -> Result<Option<bool>, Error> {
+        let (Some(a), Some(b)) = (singleton(l)?, singleton(r)?) else {
+            return Ok(None);
+        };
+        let (Some(a), Some(b)) = (
+            a.to_value().as_ref().and_then(as_datetime),
+            b.to_value().as_ref().and_then(as_datetime),
+        ) else {
+            return Ok(None);
+        };
+        if a.precision() == b.precision() {
+            return Ok(None);
+        }
+        let ((a_low, a_high), (b_low, b_high)) = (instant_range(&a), instant_range(&b));
+        Ok(Some(match op {
+            BinaryOp::Eq => a_low < b_high && b_low < a_high,
+            BinaryOp::Ne => !(a_low < b_high && b_low < a_high),
+            BinaryOp::Lt | BinaryOp::Le => a_low < b_high,
+            _ => a_high > b_low,
+        }))
+    }
+}
+
+/// The instants `[low, high)` (UTC milliseconds; no zone read as UTC) a date-time of limited
+/// precision stands for.
+fn instant_range(d: &DateTime) -> (i64, i64) {
+    let low = d.instant_millis(0);
+    let high = match d.precision() {
+        1 => DateTime {
+            date: d.date.add_months(12),
+            ..*d
+        }
+        .instant_millis(0),
+        2 => DateTime {
+            date: d.date.add_months(1),
+            ..*d
+        }
+        .instant_millis(0),
+        p => low + [86_400_000, 3_600_000, 60_000, 1000, 1][(p as usize - 3).min(4)],
+    };
+    (low, high)
 }
 
 /// The single item of a collection; `None` when empty; an error when there are several.

@@ -23,6 +23,7 @@ pub struct Environment<'a> {
     pub(crate) variables: Vec<(String, Vec<Item<'a>>)>,
     pub(crate) context_type: Option<&'static str>,
     pub(crate) strict: bool,
+    pub(crate) partial_date_ranges: bool,
 }
 
 impl<'a> Environment<'a> {
@@ -55,6 +56,17 @@ impl<'a> Environment<'a> {
     /// naming a resource type the input is not, is an error instead of an empty result.
     pub fn strict(mut self) -> Self {
         self.strict = true;
+        self
+    }
+
+    /// Compares dates and times of different precision as ranges, the way the Firely SDK (and
+    /// so Microsoft's FHIR anonymizer) does, instead of answering empty: `@2010-01-02 = @2010`
+    /// is true (the day lies in the year), `a < b` is true when some instant of `a` precedes
+    /// some instant of `b`, `a >= b` when some instant of `a` is at or after some instant of
+    /// `b`. Values of the same precision compare as usual. For reproducing that tool's results
+    /// (its `generalize` cases); not FHIRPath.
+    pub fn partial_date_ranges(mut self) -> Self {
+        self.partial_date_ranges = true;
         self
     }
 

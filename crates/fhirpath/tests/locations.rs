@@ -169,3 +169,49 @@ fn expressions_are_shared_between_threads() {
     let names: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(names, ["n0", "n1", "n2", "n3"]);
 }
+
+#[test]
+fn partial_date_ranges_compare_dates_of_different_precision_as_ranges() {
+    let value = json!("2010-01-02");
+    let compare = |expr: &str, env: Environment| -> Vec<String> {
+        Expression::parse(expr)
+            .unwrap()
+            .evaluate_with(&value, &env.with_context_type("date"))
+            .unwrap()
+            .iter()
+            .map(|i| i.to_string())
+            .collect()
+    };
+    // FHIRPath: the answer is unknown when the precisions differ.
+    assert!(compare("$this = @2010", Environment::new()).is_empty());
+    // As ranges: the day lies within the year; a year is both before and after its first day.
+    assert_eq!(
+        compare("$this = @2010", Environment::new().partial_date_ranges()),
+        ["true"]
+    );
+    assert_eq!(
+        compare("$this = @2011", Environment::new().partial_date_ranges()),
+        ["false"]
+    );
+    assert_eq!(
+        compare(
+            "@2000 < @2000-01-01",
+            Environment::new().partial_date_ranges()
+        ),
+        ["true"]
+    );
+    assert_eq!(
+        compare(
+            "@2000 >= @2000-01-01",
+            Environment::new().partial_date_ranges()
+        ),
+        ["true"]
+    );
+    assert_eq!(
+        compare(
+            "@2000-01-01 < @2000-01-01",
+            Environment::new().partial_date_ranges()
+        ),
+        ["false"]
+    );
+}

@@ -63,9 +63,11 @@ pub fn generalize(
     cases: &Cases,
     resource: &Value,
 ) -> Result<Generalized, CaseError> {
+    // Cases compare partial dates the way the original tool's FHIRPath engine does.
     let env = Environment::new()
         .with_resource(resource)
-        .with_context_type(type_code);
+        .with_context_type(type_code)
+        .partial_date_ranges();
     for (i, (predicate, result)) in cases.cases.iter().enumerate() {
         let err = |e: fhirpath::Error| CaseError {
             case: i,
