@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fhirpath::{Environment, Expression, Step};
+use fhirpath::{Environment, Expression, Item, Step};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
@@ -182,9 +182,32 @@ impl CompiledMethod {
     }
 }
 
+/// The resources a rule applies to, by the resource type its path starts with
+/// ([`split_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applies {
+    /// Every resource: no type, `Resource` or `DomainResource`.
+    All,
+    /// The resources of one type.
+    Type(&'static str),
+    /// None: a type that is not a concrete R4 resource type (`Extension.url`, a typo).
+    Never,
+}
+
+/// Which resources a rule whose path starts with `resource_type` applies to.
+pub(crate) fn applies_to(resource_type: &str) -> Applies {
+    match resource_type {
+        "" | "Resource" | "DomainResource" => Applies::All,
+        t => match fhir::types::intern(t) {
+            Some(t) if fhir::types::is_concrete_resource_type(t) => Applies::Type(t),
+            _ => Applies::Never,
+        },
+    }
+}
+
 /// Splits a rule path as the original does: a leading capitalised token is the resource type
 /// the rule applies to (`Patient.name` → `Patient`, `name`); otherwise the rule is generic.
-fn split_path(path: &str) -> (&str, &str) {
+pub(crate) fn split_path(path: &str) -> (&str, &str) {
     let b = path.as_bytes();
     let mut n = 0;
     if b.first().is_some_and(u8::is_ascii_uppercase) {
@@ -349,16 +372,10 @@ impl Engine {
         let (mut types, mut names) = (SlotTable::default(), SlotTable::default());
         for (index, rule) in config.rules.iter().enumerate() {
             let (compiled, resource_type) = compile_rule(index, rule, &mut types, &mut names)?;
-            match resource_type {
-                "" | "Resource" | "DomainResource" => generic.push(index),
-                t => {
-                    // A rule for an unknown type (`Extension.url`, a typo) never applies.
-                    if let Some(t) = fhir::types::intern(t)
-                        && fhir::types::is_concrete_resource_type(t)
-                    {
-                        specific.push((t, index));
-                    }
-                }
+            match applies_to(resource_type) {
+                Applies::All => generic.push(index),
+                Applies::Type(t) => specific.push((t, index)),
+                Applies::Never => {}
             }
             rules.push(compiled);
         }
@@ -729,16 +746,7 @@ impl Engine {
                 message: e.to_string(),
                 skippable: false,
             })?;
-        let own = |n: u32| n == 0 || !tree.nodes[n as usize].resource;
-        let mut nodes: Vec<u32> = items
-            .iter()
-            .filter_map(|item| item.location())
-            .filter_map(|location| tree.find(location.steps()))
-            .filter(|&n| own(n))
-            .collect();
-        let mut seen = HashSet::new();
-        nodes.retain(|n| seen.insert(*n));
-        Ok(nodes)
+        Ok(own_nodes(tree, &items))
     }
 
     /// Applies a rule's method to `node` and, recursively, to its unvisited descendants.
@@ -1111,8 +1119,24 @@ impl Engine {
     }
 }
 
+/// The nodes of `tree` that FHIRPath `items` (evaluated on its resource) are, in their order,
+/// each once: computed values and nested resources, and whatever lies inside those, left out.
+pub(crate) fn own_nodes(tree: &Tree, items: &[Item<'_>]) -> Vec<u32> {
+    let own = |n: u32| n == 0 || !tree.nodes[n as usize].resource;
+    let mut finder = tree.finder();
+    let mut nodes: Vec<u32> = items
+        .iter()
+        .filter_map(Item::location)
+        .filter_map(|location| finder.find(location.steps()))
+        .filter(|&n| own(n))
+        .collect();
+    let mut seen = HashSet::new();
+    nodes.retain(|n| seen.insert(*n));
+    nodes
+}
+
 /// Turns a repeating element written as a single value (and its `_` companion) into an array.
-fn wrap_in_array(root: &mut Value, location: &[Step]) {
+pub(crate) fn wrap_in_array(root: &mut Value, location: &[Step]) {
     let Some((Step::Key(key), container)) = location.split_last() else {
         return;
     };

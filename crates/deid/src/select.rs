@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::tree::Tree;
+use crate::tree::{Node, Tree};
 
 /// A path over the typed index: where it starts, then steps, each applied to the nodes so far.
 #[derive(Debug, Clone)]
@@ -32,9 +32,11 @@ pub(crate) enum Start {
 /// One step of a [`TreePath`].
 #[derive(Debug, Clone)]
 pub(crate) enum TreeStep {
-    /// `.name`: the children with this element name.
+    /// `.name`: the children with this element name (`value`), or with this JSON key when it
+    /// is a choice element's typed key (`valueQuantity`), as FHIRPath navigates.
     Child(String),
-    /// `.where(name = 'text')`: the nodes whose only child `name` holds the string `text`.
+    /// `.where(name = 'text')`: the nodes whose only child `name` (as for [`TreeStep::Child`])
+    /// is a FHIRPath string equal to `text`.
     WhereEquals(String, String),
     /// `.ofType(T)` for a FHIR primitive type `T`: primitives of exactly that type.
     OfType(String),
@@ -73,22 +75,22 @@ impl TreePath {
                     nodes = nodes
                         .iter()
                         .flat_map(|&n| tree.children(n))
-                        .filter(|&c| tree.nodes[c as usize].name == name)
+                        .filter(|&c| named(tree, c, name))
                         .collect();
                 }
                 TreeStep::WhereEquals(name, text) => {
                     let mut keep = Vec::with_capacity(nodes.len());
                     for &n in &nodes {
-                        let mut named = tree
-                            .children(n)
-                            .filter(|&c| tree.nodes[c as usize].name == name);
-                        let matched = match (named.next(), named.next()) {
+                        let mut children = tree.children(n).filter(|&c| named(tree, c, name));
+                        let matched = match (children.next(), children.next()) {
                             (None, _) => false,
-                            (Some(c), None) if tree.nodes[c as usize].primitive => match value(c) {
-                                None => false,
-                                Some(Value::String(s)) => s == text,
-                                Some(_) => return None,
-                            },
+                            (Some(c), None) if fhirpath_string(&tree.nodes[c as usize]) => {
+                                match value(c) {
+                                    None => false,
+                                    Some(Value::String(s)) => s == text,
+                                    Some(_) => return None,
+                                }
+                            }
                             _ => return None,
                         };
                         if matched {
@@ -106,6 +108,31 @@ impl TreePath {
         nodes.retain(|&n| n == 0 || !tree.nodes[n as usize].resource);
         Some(nodes)
     }
+}
+
+/// Whether FHIRPath's `.name` selects `node`: its element name, or its JSON key (a choice
+/// element's typed key such as `valueQuantity`, which FHIRPath accepts too).
+fn named(tree: &Tree, node: u32, name: &str) -> bool {
+    let n = &tree.nodes[node as usize];
+    n.name == name || n.key == name
+}
+
+/// Whether FHIRPath sees the value of `node` as a `String` (so that `= 'text'` compares the
+/// JSON text): a primitive of a type other than boolean, the numbers, and dates and times.
+fn fhirpath_string(node: &Node) -> bool {
+    node.primitive
+        && !matches!(
+            node.ty,
+            "boolean"
+                | "integer"
+                | "positiveInt"
+                | "unsignedInt"
+                | "decimal"
+                | "date"
+                | "dateTime"
+                | "instant"
+                | "time"
+        )
 }
 
 /// Strings (type names or element names) numbered by slot, with a quick filter on length and
@@ -400,6 +427,9 @@ impl<'s> Parser<'s> {
         Some(t.to_string())
     }
 }
+
+#[cfg(test)]
+mod equivalence;
 
 #[cfg(test)]
 mod tests {

@@ -223,9 +223,10 @@ pub(crate) fn resource_type(json: &Value, at: &str) -> Result<&'static str> {
     match obj.get("resourceType") {
         Some(Value::String(t)) => match fhir::types::intern(t) {
             Some(t) if fhir::types::is_concrete_resource_type(t) => Ok(t),
+            // Not quoted: the value is input text, which errors never hold.
             _ => Err(Error::input(
                 at,
-                format!("unknown resourceType `{t}`: not a FHIR R4 resource type"),
+                "unknown resourceType: not a FHIR R4 resource type",
             )),
         },
         Some(_) => Err(Error::input(at, "resourceType must be a string")),
@@ -470,10 +471,31 @@ impl Tree {
         }
     }
 
-    /// The node at a location returned by FHIRPath (a value, an object, or a `_name`
-    /// companion), if it is one of this tree's nodes.
-    pub fn find(&self, steps: &[Step]) -> Option<u32> {
+    /// A [`Finder`] of the nodes at locations returned by FHIRPath.
+    pub fn finder(&self) -> Finder<'_> {
+        Finder {
+            tree: self,
+            cursor: Vec::new(),
+        }
+    }
+}
+
+/// Finds the nodes at locations returned by FHIRPath. A lookup in an array resumes from the
+/// item the previous lookup found in the same array, so that locations in document order (as
+/// FHIRPath returns them) cost time linear in the array, not quadratic.
+pub(crate) struct Finder<'t> {
+    tree: &'t Tree,
+    /// Per depth: the parent searched last and the child found in it.
+    cursor: Vec<(u32, u32)>,
+}
+
+impl Finder<'_> {
+    /// The node at a location (of a value, an object, or a `_name` companion), if it is one
+    /// of the tree's nodes.
+    pub fn find(&mut self, steps: &[Step]) -> Option<u32> {
+        let tree = self.tree;
         let mut node = 0u32;
+        let mut depth = 0;
         let mut i = 0;
         while i < steps.len() {
             let Step::Key(key) = &steps[i] else {
@@ -491,13 +513,29 @@ impl Tree {
                 _ => NONE,
             };
             i += 1;
-            let child = self.children(node).find(|&c| {
-                self.nodes[c as usize].key == key && self.nodes[c as usize].index == index
-            })?;
-            if companion && !self.nodes[child as usize].primitive {
+            let wanted = |c: &u32| {
+                let n = &tree.nodes[*c as usize];
+                n.key == key && n.index == index
+            };
+            // Items of one array are consecutive siblings in index order.
+            let resume = self.cursor.get(depth).and_then(|&(parent, c)| {
+                let n = &tree.nodes[c as usize];
+                (parent == node && n.key == key && index != NONE && n.index <= index).then_some(c)
+            });
+            let end = tree.nodes[node as usize].end;
+            let child = resume
+                .and_then(|c| Children { tree, next: c, end }.find(wanted))
+                .or_else(|| tree.children(node).find(wanted))?;
+            if companion && !tree.nodes[child as usize].primitive {
                 return None;
             }
+            if depth < self.cursor.len() {
+                self.cursor[depth] = (node, child);
+            } else {
+                self.cursor.push((node, child));
+            }
             node = child;
+            depth += 1;
         }
         Some(node)
     }
@@ -838,5 +876,22 @@ mod tests {
                 "/contained/0 contained Practitioner 15",
             ]
         );
+        // A finder finds every node at its location, in document order or not, and a
+        // primitive with only a companion at the companion's location too.
+        let nodes = 0..tree.nodes.len() as u32;
+        for order in [nodes.clone().collect::<Vec<_>>(), nodes.rev().collect()] {
+            let mut finder = tree.finder();
+            for n in order {
+                assert_eq!(finder.find(&tree.location(n)), Some(n), "node {n}");
+            }
+        }
+        let companion = [Step::Key("_birthDate".into())];
+        assert_eq!(tree.finder().find(&companion), Some(9));
+        let inside = [
+            Step::Key("contained".into()),
+            Step::Index(0),
+            Step::Key("id".into()),
+        ];
+        assert_eq!(tree.finder().find(&inside), None);
     }
 }

@@ -671,10 +671,10 @@ fn a_line_without_resource_type_is_not_a_resource() {
 }
 
 #[test]
-fn unknown_resource_type_is_named() {
+fn unknown_resource_type_is_rejected_without_quoting_it() {
     check_bad_line(
-        &format!(r#"{{"resourceType": "Patientish", "name": [{{"family": "{SECRET}"}}]}}"#),
-        &["Patientish", "not a FHIR R4 resource type"],
+        &format!(r#"{{"resourceType": "{SECRET}", "name": [{{"family": "x"}}]}}"#),
+        &["unknown resourceType", "not a FHIR R4 resource type"],
     );
 }
 

@@ -229,6 +229,7 @@ mod tests {
         let tree = Tree::build(&patient, "").unwrap();
         let mut visited = vec![false; tree.nodes.len()];
         let start = tree
+            .finder()
             .find(&[
                 fhirpath::Step::Key("name".into()),
                 fhirpath::Step::Index(0),
@@ -238,6 +239,7 @@ mod tests {
             .unwrap();
         visited[start as usize] = true;
         let name = tree
+            .finder()
             .find(&[fhirpath::Step::Key("name".into()), fhirpath::Step::Index(0)])
             .unwrap();
         let existing = patient["name"][0].as_object().unwrap();

@@ -62,6 +62,7 @@ pub enum NdjsonError {
         /// What was being attempted (`open`, `create`, `flush`, `sync`, `rename into place`).
         action: &'static str,
         /// The operating system's error.
+        #[source]
         error: io::Error,
     },
     /// Reading or decompressing failed after `line` complete lines.
@@ -72,6 +73,7 @@ pub enum NdjsonError {
         /// The number of the last line read before the failure.
         line: u64,
         /// The underlying error (for example a corrupt gzip stream).
+        #[source]
         error: io::Error,
     },
     /// A line is longer than the configured maximum.
@@ -130,6 +132,7 @@ pub enum NdjsonError {
         /// The 1-based number of the line being written (the last line when finishing).
         line: u64,
         /// The underlying error.
+        #[source]
         error: io::Error,
     },
 }
@@ -185,5 +188,44 @@ fn kind_of(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn io_failures_are_sources_and_keep_their_message() {
+        let error = NdjsonError::Write {
+            file: "out.ndjson".to_owned(),
+            line: 3,
+            error: io::Error::new(io::ErrorKind::BrokenPipe, "pipe closed"),
+        };
+        assert_eq!(
+            error.to_string(),
+            "out.ndjson line 3: write failed: pipe closed"
+        );
+        let source = error.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(source.map(io::Error::kind), Some(io::ErrorKind::BrokenPipe));
+        for error in [
+            NdjsonError::File {
+                file: "a".to_owned(),
+                action: "open",
+                error: io::Error::from(io::ErrorKind::NotFound),
+            },
+            NdjsonError::Read {
+                file: "a".to_owned(),
+                line: 1,
+                error: io::Error::from(io::ErrorKind::InvalidData),
+            },
+        ] {
+            assert!(
+                error.source().is_some_and(|s| s.is::<io::Error>()),
+                "{error}"
+            );
+        }
     }
 }
