@@ -9,7 +9,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
+
+use fhir::types::NameHasher;
 
 use fhirpath::Step;
 use serde_json::Value;
@@ -124,47 +126,9 @@ struct Found {
     primitive: bool,
 }
 
-/// A multiply-rotate hasher (FxHash's) for the short JSON keys of the lookup cache. Only keys
-/// that name elements are stored, so a caller's keys cannot flood it.
-#[derive(Clone, Copy, Default)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+/// Maps keyed by element names, with the fast name hasher of the type tables. Only keys that
+/// name elements are stored, so a caller's keys cannot flood them.
+type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
 
 /// The elements of one type key, by JSON key.
 type FoundByKey = KeyMap<Box<str>, Found>;

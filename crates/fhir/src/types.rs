@@ -67,11 +67,11 @@ pub enum TypeKind {
     AbstractResource,
 }
 
-/// A multiply-rotate hasher (FxHash's) for the table names: much faster than SipHash on short
-/// strings. The tables are fixed, so a caller's string can only collide with their names: no
-/// flooding.
+/// A multiply-rotate hasher (FxHash's) for short names (type names, element names, JSON keys):
+/// much faster than SipHash on short strings. Not flood-resistant: use it only for maps whose
+/// keys come from fixed tables, not from input. `BuildHasherDefault<NameHasher>` builds it.
 #[derive(Default, Clone, Copy)]
-struct NameHasher(u64);
+pub struct NameHasher(u64);
 
 impl NameHasher {
     fn add(&mut self, word: u64) {
