@@ -18,6 +18,7 @@ pub mod config;
 mod engine;
 pub mod error;
 mod json;
+pub mod keys;
 mod labels;
 pub mod methods;
 pub mod presets;

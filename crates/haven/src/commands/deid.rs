@@ -7,7 +7,6 @@
 //! [`report`] shows progress and writes the summary. Every message names files, lines and element
 //! paths, never a value from a resource or a key.
 
-mod keys;
 mod layout;
 mod process;
 mod report;
@@ -283,7 +282,21 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     };
     let (mut config, configuration) = load_config(args)?;
     let layout = Layout::plan(input, output)?;
-    let keys = keys::resolve(&mut config, args, &layout)?;
+    let key_file = match (&args.key_file, args.generate_keys) {
+        (Some(path), _) => Some(path.clone()),
+        (None, true) => Some(layout.default_key_file().ok_or_else(|| {
+            Failure::usage(
+                "--generate-keys needs --key-file FILE to store the keys when OUTPUT is `-`",
+            )
+        })?),
+        (None, false) => None,
+    };
+    let key_options = deid::keys::KeyOptions {
+        key_file,
+        generate: args.generate_keys,
+    };
+    let keys = deid::keys::resolve(&mut config, &key_options)
+        .map_err(|error| Failure::usage(error.to_string()))?;
     for note in keys.notes() {
         eprintln!("haven: {note}");
     }
@@ -329,7 +342,10 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     let totals = run.all(layout.jobs(), &mut staging)?;
     drop(reporter);
 
-    if let Some(stored) = keys.store()? {
+    if let Some(stored) = keys
+        .store()
+        .map_err(|error| Failure::output(error.to_string()))?
+    {
         eprintln!("haven: {stored}");
     }
     let summary = report::Summary {

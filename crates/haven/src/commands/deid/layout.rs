@@ -6,7 +6,7 @@
 //! moves them into place on [`Staging::commit`], and removes them, with the folders the run
 //! created, when it is dropped before that (an error, a panic).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -507,37 +507,6 @@ impl Drop for Staging {
             let _ = fs::remove_dir(dir);
         }
     }
-}
-
-/// Writes a file whole or not at all: to a hidden temporary sibling, synced, then renamed onto
-/// `path`. With `mode` (Unix), the file is created with those permissions.
-#[cfg_attr(not(unix), allow(unused_variables))]
-pub(super) fn write_atomically(
-    path: &Path,
-    bytes: &[u8],
-    mode: Option<u32>,
-) -> Result<(), Failure> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let temp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if let Some(mode) = mode {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    }
-    let written = options.open(&temp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    });
-    written.map_err(|error| {
-        let _ = fs::remove_file(&temp);
-        Failure::output(format!("cannot write {}: {error}", path.display()))
-    })
 }
 
 /// Writes a staged output file (the staging area is already temporary), synced; on failure the

@@ -2,7 +2,8 @@
 //!
 //! Later sources win: the configuration's `parameters`, then `HAVEN_CRYPTO_HASH_KEY`,
 //! `HAVEN_DATE_SHIFT_KEY` and `HAVEN_ENCRYPT_KEY`, then the key file. Generated keys are added to
-//! the key file (mode 0600) only once the run has succeeded. No message ever holds a key.
+//! the key file (mode 0600) only once the run has succeeded ([`Keys::store`]). No message ever
+//! holds a key. The CLI, the pipeline and the server all resolve keys through [`resolve`].
 
 use std::collections::BTreeMap;
 use std::env::{self, VarError};
@@ -10,12 +11,24 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use deid::Config;
-use deid::config::KeyKind;
 use serde_json::{Map, Value};
 
-use super::layout::{self, Layout};
-use super::{Args, Failure};
+use crate::Config;
+use crate::config::KeyKind;
+
+/// Why the keys could not be resolved or stored: a sentence for the user, with no key in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(String);
+
+/// Where to look for keys beyond the configuration and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct KeyOptions {
+    /// The key file to read (and, with `generate`, to store generated keys in).
+    pub key_file: Option<PathBuf>,
+    /// Generate the keys no source sets, to be stored in `key_file` once the run succeeds.
+    pub generate: bool,
+}
 
 /// Each key with the environment variable that sets it.
 const ENVIRONMENT: [(KeyKind, &str); 3] = [
@@ -34,7 +47,7 @@ fn variable(kind: KeyKind) -> &'static str {
 
 /// Where the keys came from, and the generated keys still to be stored.
 #[derive(Debug)]
-pub(super) struct Keys {
+pub struct Keys {
     sources: BTreeMap<KeyKind, String>,
     warnings: Vec<String>,
     pending: Option<Pending>,
@@ -49,9 +62,9 @@ struct Pending {
 }
 
 /// Fills the configuration's keys from the environment and the key file, and generates the
-/// missing ones with `--generate-keys`; without it, a missing key is an error that says how to
-/// provide it.
-pub(super) fn resolve(config: &mut Config, args: &Args, layout: &Layout) -> Result<Keys, Failure> {
+/// missing ones when `options.generate` is set (which needs a key file to store them in);
+/// otherwise a missing key is an error that says how to provide it.
+pub fn resolve(config: &mut Config, options: &KeyOptions) -> Result<Keys, KeyError> {
     let mut keys = Keys {
         sources: BTreeMap::new(),
         warnings: Vec::new(),
@@ -62,24 +75,16 @@ pub(super) fn resolve(config: &mut Config, args: &Args, layout: &Layout) -> Resu
             Ok(key) if !key.is_empty() => {
                 config
                     .set_key(kind, &key)
-                    .map_err(|error| Failure::usage(format!("{name}: {error}")))?;
+                    .map_err(|error| KeyError(format!("{name}: {error}")))?;
                 keys.sources.insert(kind, name.to_string());
             }
             Ok(_) | Err(VarError::NotPresent) => {}
             Err(VarError::NotUnicode(_)) => {
-                return Err(Failure::usage(format!("{name} is not valid UTF-8")));
+                return Err(KeyError(format!("{name} is not valid UTF-8")));
             }
         }
     }
-    let path = match (&args.key_file, args.generate_keys) {
-        (Some(path), _) => Some(path.clone()),
-        (None, true) => Some(layout.default_key_file().ok_or_else(|| {
-            Failure::usage(
-                "--generate-keys needs --key-file FILE to store the keys when OUTPUT is `-`",
-            )
-        })?),
-        (None, false) => None,
-    };
+    let path = options.key_file.clone();
     let mut members = Map::new();
     if let Some(path) = &path {
         match read_key_file(path)? {
@@ -93,16 +98,16 @@ pub(super) fn resolve(config: &mut Config, args: &Args, layout: &Layout) -> Resu
                 }
                 for (kind, key) in key_members(&found, path)? {
                     config.set_key(kind, key).map_err(|error| {
-                        Failure::usage(format!("key file {}: {error}", path.display()))
+                        KeyError(format!("key file {}: {error}", path.display()))
                     })?;
                     keys.sources
                         .insert(kind, format!("key file {}", path.display()));
                 }
                 members = found;
             }
-            None if args.generate_keys => {}
+            None if options.generate => {}
             None => {
-                return Err(Failure::usage(format!(
+                return Err(KeyError(format!(
                     "key file {} does not exist (pass --generate-keys to create it)",
                     path.display()
                 )));
@@ -113,7 +118,7 @@ pub(super) fn resolve(config: &mut Config, args: &Args, layout: &Layout) -> Resu
     if missing.is_empty() {
         return Ok(keys);
     }
-    let Some(path) = path.filter(|_| args.generate_keys) else {
+    let Some(path) = path.filter(|_| options.generate) else {
         return Err(missing_keys(config, &missing));
     };
     let generated = config.generate_missing_keys();
@@ -138,7 +143,7 @@ pub(super) fn resolve(config: &mut Config, args: &Args, layout: &Layout) -> Resu
 
 impl Keys {
     /// Lines for standard error: where each key came from (never the key), and warnings.
-    pub(super) fn notes(&self) -> Vec<String> {
+    pub fn notes(&self) -> Vec<String> {
         let mut notes = self.warnings.clone();
         if !self.sources.is_empty() {
             let sources: Vec<String> = self
@@ -160,14 +165,16 @@ impl Keys {
 
     /// Writes the generated keys to the key file (mode 0600), keeping the keys already in it,
     /// and says where; does nothing when no key was generated.
-    pub(super) fn store(self) -> Result<Option<String>, Failure> {
+    pub fn store(self) -> Result<Option<String>, KeyError> {
         let Some(pending) = self.pending else {
             return Ok(None);
         };
         let mut text = serde_json::to_string_pretty(&Value::Object(pending.members))
-            .map_err(|error| Failure::output(format!("cannot encode the key file: {error}")))?;
+            .map_err(|error| KeyError(format!("cannot encode the key file: {error}")))?;
         text.push('\n');
-        layout::write_atomically(&pending.path, text.as_bytes(), Some(0o600))?;
+        write_private(&pending.path, text.as_bytes()).map_err(|error| {
+            KeyError(format!("cannot write {}: {error}", pending.path.display()))
+        })?;
         Ok(Some(format!(
             "keys: generated {} and stored in {} (mode 0600); keep that file, apart from the \
              de-identified data, to get the same hashes and date shifts next time",
@@ -188,7 +195,7 @@ fn names(kinds: &[KeyKind]) -> String {
 
 /// The error for keys the rules need that no source sets: which, for which rule, and how to
 /// provide them.
-fn missing_keys(config: &Config, missing: &[(KeyKind, usize)]) -> Failure {
+fn missing_keys(config: &Config, missing: &[(KeyKind, usize)]) -> KeyError {
     let mut message = String::from("the configuration needs keys that are not set:");
     for (kind, rule) in missing {
         let path = config.rules.get(*rule).map_or("", |r| r.path.as_str());
@@ -212,16 +219,16 @@ fn missing_keys(config: &Config, missing: &[(KeyKind, usize)]) -> Failure {
         example.join(", "),
         variables.join(", ")
     ));
-    Failure::usage(message)
+    KeyError(message)
 }
 
 /// The key file's members, or `None` when it does not exist.
-fn read_key_file(path: &Path) -> Result<Option<Map<String, Value>>, Failure> {
+fn read_key_file(path: &Path) -> Result<Option<Map<String, Value>>, KeyError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => {
-            return Err(Failure::usage(format!(
+            return Err(KeyError(format!(
                 "cannot read key file {}: {error}",
                 path.display()
             )));
@@ -229,11 +236,11 @@ fn read_key_file(path: &Path) -> Result<Option<Map<String, Value>>, Failure> {
     };
     match serde_json::from_str(text.trim_start_matches('\u{feff}')) {
         Ok(Value::Object(members)) => Ok(Some(members)),
-        Ok(_) => Err(Failure::usage(format!(
+        Ok(_) => Err(KeyError(format!(
             "key file {} must be a JSON object",
             path.display()
         ))),
-        Err(error) => Err(Failure::usage(format!(
+        Err(error) => Err(KeyError(format!(
             "key file {} is not valid JSON (line {}, column {})",
             path.display(),
             error.line(),
@@ -260,11 +267,11 @@ fn readable_by_others(_path: &Path) -> Option<u32> {
 fn key_members<'m>(
     members: &'m Map<String, Value>,
     path: &Path,
-) -> Result<Vec<(KeyKind, &'m str)>, Failure> {
+) -> Result<Vec<(KeyKind, &'m str)>, KeyError> {
     let mut keys = Vec::new();
     for (name, value) in members {
         let Some((kind, _)) = ENVIRONMENT.iter().find(|(k, _)| k.parameter() == name) else {
-            return Err(Failure::usage(format!(
+            return Err(KeyError(format!(
                 "key file {}: unknown member `{name}` (expected cryptoHashKey, dateShiftKey or \
                  encryptKey)",
                 path.display()
@@ -274,7 +281,7 @@ fn key_members<'m>(
             Value::String(key) if !key.is_empty() => keys.push((*kind, key.as_str())),
             Value::String(_) | Value::Null => {}
             _ => {
-                return Err(Failure::usage(format!(
+                return Err(KeyError(format!(
                     "key file {}: {name} must be a string",
                     path.display()
                 )));
@@ -282,4 +289,29 @@ fn key_members<'m>(
         }
     }
     Ok(keys)
+}
+
+/// Writes a file readable by its owner only (mode 0600), through a temporary name renamed into
+/// place once complete.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let temp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
 }
