@@ -27,6 +27,14 @@ enum Command {
     Fhirpath(commands::fhirpath::Args),
     Deid(commands::deid::Args),
     Synth(commands::synth::Args),
+    Export(commands::export::Args),
+    Pipeline(commands::pipeline::Args),
+    Demo(commands::demo::Args),
+    Serve(commands::serve::Args),
+    Load(commands::load::Args),
+    Validate(commands::validate::Args),
+    Clients(commands::clients::Args),
+    Keys(commands::keys::Args),
 }
 
 impl Command {
@@ -36,6 +44,14 @@ impl Command {
             Command::Fhirpath(args) => commands::fhirpath::run(&args),
             Command::Deid(args) => commands::deid::run(&args),
             Command::Synth(args) => commands::synth::run(&args),
+            Command::Export(args) => commands::export::run(&args),
+            Command::Pipeline(args) => commands::pipeline::run(&args),
+            Command::Demo(args) => commands::demo::run(&args),
+            Command::Serve(args) => commands::serve::run(&args),
+            Command::Load(args) => commands::load::run(&args),
+            Command::Validate(args) => commands::validate::run(&args),
+            Command::Clients(args) => commands::clients::run(&args),
+            Command::Keys(args) => commands::keys::run(&args),
         }
     }
 }

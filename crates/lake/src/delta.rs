@@ -90,8 +90,9 @@ impl LogStoreFactory for HavenLogStoreFactory {
 }
 
 /// Registers the log store for the cloud schemes Haven builds stores for, unless a Delta
-/// cloud integration already did.
-fn register_log_stores() {
+/// cloud integration already did. Call it before opening a Delta table on a cloud
+/// destination's store (the writers do).
+pub fn register_log_stores() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let factories = logstore_factories();
@@ -111,7 +112,7 @@ fn register_log_stores() {
 enum Buffer {
     Resources {
         resource_type: String,
-        rows: ResourceRows,
+        rows: Box<ResourceRows>,
     },
     View {
         view: Box<ViewDefinition>,
@@ -170,7 +171,7 @@ impl DeltaTableWriter {
         check_name("resource type", resource_type)?;
         let buffer = Buffer::Resources {
             resource_type: resource_type.to_string(),
-            rows: ResourceRows::default(),
+            rows: Box::default(),
         };
         DeltaTableWriter::open(
             dest,
@@ -514,7 +515,7 @@ impl DeltaTableWriter {
                 .map(|finalized| finalized.version())
         })
         .map_err(|e| self.delta_error(e))?;
-        summary.version = Some(version as u64);
+        summary.version = Some(version);
         Ok(summary)
     }
 }

@@ -12,8 +12,13 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// The size of each part of a streamed upload (object stores need at least 5 MiB per part).
-const PART_BYTES: usize = 8 * 1024 * 1024;
+/// The size of each part of a streamed upload to a cloud store (S3 and GCS need at least
+/// 5 MiB per part but the last).
+const CLOUD_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// The size of each part of a streamed write to a folder (no minimum; less memory per open
+/// file).
+const LOCAL_PART_BYTES: usize = 1024 * 1024;
 
 /// How many parts of one streamed upload may be in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -23,7 +28,7 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
+            .worker_threads(2)
             .thread_name("lake-io")
             .enable_all()
             .build()
@@ -222,7 +227,13 @@ impl Destination {
             .map_err(|e| Error::store("put", key, e))?;
         Ok(ObjectWriter {
             key: key.to_string(),
-            upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)),
+            upload: Some(WriteMultipart::new_with_chunk_size(
+                upload,
+                match self.scheme {
+                    Scheme::Local => LOCAL_PART_BYTES,
+                    _ => CLOUD_PART_BYTES,
+                },
+            )),
             written: 0,
         })
     }
@@ -266,6 +277,49 @@ impl Destination {
             Err(e) => Err(Error::store("delete", key, e)),
         }
     }
+
+    /// Removes what uploads cut short by a crash or `kill -9` left behind: in a folder, the
+    /// staging files (`<name>#<n>`) of uploads that never completed. In cloud stores an
+    /// uncompleted upload is invisible (the service expires its parts), so there is nothing to
+    /// remove. Call it only while no writer is open on the destination. Returns the number of
+    /// files removed.
+    pub fn remove_abandoned_uploads(&self) -> Result<u64> {
+        if self.scheme != Scheme::Local {
+            return Ok(0);
+        }
+        let root = self.url.to_file_path().map_err(|()| Error::Destination {
+            url: self.url.to_string(),
+            reason: "not a local folder".into(),
+        })?;
+        let mut removed = 0;
+        let mut folders = vec![root];
+        while let Some(folder) = folders.pop() {
+            let entries = std::fs::read_dir(&folder).map_err(|e| Error::Destination {
+                url: self.url.to_string(),
+                reason: format!("cannot list {}: {e}", folder.display()),
+            })?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    folders.push(path);
+                } else if is_staging_file(&entry.file_name().to_string_lossy()) {
+                    std::fs::remove_file(&path).map_err(|e| Error::Destination {
+                        url: self.url.to_string(),
+                        reason: format!("cannot remove {}: {e}", path.display()),
+                    })?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Whether a file name is an upload's staging file in a folder store: `<name>#<digits>`.
+fn is_staging_file(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(stem, n)| {
+        !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// A `cloud://bucket/` root URL extended with the prefix path, ending with `/`.

@@ -59,6 +59,12 @@ pub enum Error {
         /// What is wrong (an element name, never a value).
         reason: String,
     },
+    /// A resource type, run id or view name that cannot be part of an object key.
+    #[error("invalid {what}: use 1 to 128 letters, digits, `.`, `_` or `-`")]
+    InvalidName {
+        /// Which name (`run id`, `resource type`, `view name`).
+        what: &'static str,
+    },
     /// A ViewDefinition is invalid or could not be evaluated.
     #[error("view `{view}`: {reason}")]
     View {

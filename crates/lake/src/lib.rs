@@ -20,6 +20,12 @@
 //! The API is blocking; object-store I/O runs on a small runtime owned by this crate. From
 //! async code, call it inside `tokio::task::spawn_blocking`.
 //!
+//! Cargo features (none by default; the folder destination, NDJSON, Parquet and views are
+//! always built): `azure`, `aws`, `gcp` (or `cloud` for all three) add the cloud
+//! destinations; `delta` adds Delta Lake tables through `deltalake`, without DataFusion (its
+//! Delta kernel already links `object_store`'s cloud back ends, so `delta` costs little more
+//! with `cloud`).
+//!
 //! ```
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let folder = dir.path().to_str().unwrap();
@@ -42,7 +48,9 @@ mod table;
 pub mod views;
 
 #[cfg(feature = "delta")]
-pub use delta::{DeltaCommit, DeltaTableWriter, delta_table_key, delta_view_key};
+pub use delta::{
+    DeltaCommit, DeltaTableWriter, delta_table_key, delta_view_key, register_log_stores,
+};
 pub use destination::{Destination, ObjectInfo, ObjectWriter, Scheme};
 pub use error::{Error, Result};
 pub use ndjson::{NdjsonWriter, ndjson_key};
@@ -108,7 +116,7 @@ impl TableSummary {
 }
 
 /// Refuses names that would escape or split a key (resource types, run ids, view names).
-pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name != "."
@@ -119,9 +127,6 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Destination {
-            url: String::new(),
-            reason: format!("invalid {what} (use letters, digits, `.`, `_`, `-`)"),
-        })
+        Err(Error::InvalidName { what })
     }
 }

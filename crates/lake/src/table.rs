@@ -63,7 +63,7 @@ impl KeyColumns {
             None => None,
             Some(v) => Some(
                 v.as_str()
-                    .and_then(parse_instant_micros)
+                    .and_then(|t| parse_instant_micros(t).or_else(|| parse_partial_micros(t)))
                     .ok_or("meta.lastUpdated is not a valid instant")?,
             ),
         };
@@ -74,6 +74,26 @@ impl KeyColumns {
             resource_type: resource_type.to_string(),
         })
     }
+}
+
+/// Parses a date with no time (`2024`, `2024-01`, `2024-01-31`), as de-identification leaves a
+/// `meta.lastUpdated` it generalizes, into the microseconds of its first instant (UTC).
+fn parse_partial_micros(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let (year, month, day) = match b.len() {
+        4 => (num_in(text, 0..4)?, 1, 1),
+        7 if b[4] == b'-' => (num_in(text, 0..4)?, num_in(text, 5..7)?, 1),
+        10 if b[4] == b'-' && b[7] == b'-' => (
+            num_in(text, 0..4)?,
+            num_in(text, 5..7)?,
+            num_in(text, 8..10)?,
+        ),
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 * 1_000_000)
 }
 
 /// Parses a FHIR `instant` or a `dateTime` with a time and zone (`2024-01-31T10:00:00.123Z`,

@@ -47,7 +47,7 @@ fn parquet_tables_open_in_pyarrow_with_the_key_columns() {
         .filter(|(t, _)| t == "Observation")
         .map(|(_, l)| serde_json::from_slice(l).unwrap())
         .collect();
-    let got = common::python_json(
+    let Some(got) = common::python_json(
         r#"
 import sys, json, pyarrow.dataset as ds
 t = ds.dataset(sys.argv[1] + "/parquet/Observation", format="parquet", partitioning="hive").to_table()
@@ -64,7 +64,9 @@ print(json.dumps({
 }))
 "#,
         &[&lake_dir(&work)],
-    );
+    ) else {
+        return;
+    };
     assert_eq!(got["rows"], observations.len());
     assert_eq!(
         got["columns"],
@@ -104,7 +106,7 @@ fn ndjson_and_parquet_agree_in_duckdb_and_gzip() {
     for (t, _) in &lines {
         *by_type.entry(t.as_str()).or_default() += 1;
     }
-    let got = common::python_json(
+    let Some(got) = common::python_json(
         r#"
 import sys, json, glob, gzip, duckdb
 root = sys.argv[1]
@@ -122,7 +124,9 @@ for path in sorted(glob.glob(root + "/parquet/*")):
 print(json.dumps(out))
 "#,
         &[&lake_dir(&work)],
-    );
+    ) else {
+        return;
+    };
     assert_eq!(got.as_object().unwrap().len(), by_type.len());
     for (t, n) in by_type {
         let table = &got[t];
@@ -172,7 +176,7 @@ fn views_count_positive_covid_tests_by_zip3_in_duckdb() {
         expected.values().sum::<u64>() > 0,
         "the data has positive tests"
     );
-    let got = common::python_json(
+    let Some(got) = common::python_json(
         r#"
 import sys, json, duckdb
 root = sys.argv[1]
@@ -187,7 +191,9 @@ types = duckdb.sql(f"select typeof(birth_year), typeof(deceased), typeof(zip3) f
 print(json.dumps({"counts": {z: n for z, n in rows}, "types": list(types)}))
 "#,
         &[&lake_dir(&work)],
-    );
+    ) else {
+        return;
+    };
     let counts: BTreeMap<String, u64> = serde_json::from_value(got["counts"].clone()).unwrap();
     assert_eq!(counts, expected);
     // The generator's truth curve counts one case per positive test.
@@ -202,7 +208,7 @@ print(json.dumps({"counts": {z: n for z, n in rows}, "types": list(types)}))
 #[test]
 fn builtin_views_cover_every_resource_of_their_type() {
     let (work, lines) = land(30);
-    let got = common::python_json(
+    let Some(got) = common::python_json(
         r#"
 import sys, json, pyarrow.dataset as ds
 root = sys.argv[1]
@@ -214,7 +220,9 @@ for v in ["patient", "condition", "observation", "encounter", "immunization"]:
 print(json.dumps(out))
 "#,
         &[&lake_dir(&work)],
-    );
+    ) else {
+        return;
+    };
     for (view, ty) in [
         ("patient", "Patient"),
         ("condition", "Condition"),
@@ -227,4 +235,107 @@ print(json.dumps(out))
         assert_eq!(got[view]["ids"], n, "{view}");
         assert_eq!(got[view]["null_patients"], 0, "{view}");
     }
+}
+
+/// A user's own ViewDefinition, loaded from a folder of JSON files beside the built-in
+/// views, lands as its own table that DuckDB reads.
+#[test]
+fn user_view_files_land_beside_the_builtin_views() {
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    common::synth(&source, 40, 9);
+    let lines = common::ndjson_lines(&source);
+    let views_dir = work.path().join("views");
+    std::fs::create_dir(&views_dir).unwrap();
+    let user_view = json!({
+        "resourceType": "ViewDefinition",
+        "name": "covid_pcr",
+        "resource": "Observation",
+        "where": [{"path": "code.coding.where(system = 'http://loinc.org' and code = '94531-1').exists()"}],
+        "select": [{"column": [
+            {"name": "patient", "path": "subject.getReferenceKey(Patient)", "type": "string"},
+            {"name": "result", "path": "value.ofType(CodeableConcept).coding.first().code", "type": "code"},
+            {"name": "codings", "path": "code.coding.code", "type": "code", "collection": true}
+        ]}]
+    });
+    std::fs::write(views_dir.join("covid_pcr.json"), user_view.to_string()).unwrap();
+    std::fs::write(views_dir.join("notes.txt"), "not a view").unwrap();
+    let loaded = lake::views::load_views(&views_dir).unwrap();
+    assert_eq!(loaded.len(), 1);
+
+    let dest = Destination::open(lake_dir(&work).as_str()).unwrap();
+    let mut options = RunOptions::new("r1");
+    options.formats = Formats {
+        ndjson: false,
+        parquet: true,
+        delta: false,
+    };
+    options.views.extend(loaded);
+    let mut run = RunWriter::new(&dest, options).unwrap();
+    for (_, line) in &lines {
+        run.write_line(line).unwrap();
+    }
+    let summary = run.finish().unwrap();
+
+    let (mut tests, mut detected) = (0u64, 0u64);
+    for (_, line) in lines.iter().filter(|(t, _)| t == "Observation") {
+        let o: Value = serde_json::from_slice(line).unwrap();
+        if o["code"]["coding"][0]["code"] == "94531-1" {
+            tests += 1;
+            detected += u64::from(o["valueCodeableConcept"]["coding"][0]["code"] == "260373001");
+        }
+    }
+    assert!(tests > 0 && detected > 0, "the data has PCR tests");
+    assert_eq!(summary.tables["views/covid_pcr"].rows, tests);
+    assert!(summary.tables.contains_key("views/patient"));
+
+    let Some(got) = common::python_json(
+        r#"
+import sys, json, duckdb
+root = sys.argv[1]
+rows = duckdb.sql(f"""
+    select count(*), count(*) filter (where result = '260373001'), count(distinct p.id),
+           min(len(codings))
+    from read_parquet('{root}/views/covid_pcr/*/*.parquet') c
+    join read_parquet('{root}/views/patient/*/*.parquet') p on c.patient = p.id
+""").fetchall()[0]
+print(json.dumps(list(rows)))
+"#,
+        &[&lake_dir(&work)],
+    ) else {
+        return;
+    };
+    assert_eq!(got[0], tests, "every PCR test joins its patient");
+    assert_eq!(got[1], detected);
+    assert!(got[2].as_u64().unwrap() > 0);
+    assert_eq!(got[3], 1, "the collection column is a list");
+}
+
+/// A view file that is not JSON is refused with its file name and position, and a view
+/// with an unknown FHIRPath function with its name, never with resource content.
+#[test]
+fn broken_view_files_are_refused_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.json");
+    std::fs::write(
+        &file,
+        "{\n  \"resourceType\": \"ViewDefinition\",\n  oops\n}",
+    )
+    .unwrap();
+    let err = lake::views::load_views(dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("broken.json"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+
+    let bad = json!({
+        "resourceType": "ViewDefinition", "name": "bad", "resource": "Patient",
+        "select": [{"column": [{"name": "x", "path": "name.noSuchFunction()"}]}]
+    });
+    let err = lake::views::ViewDefinition::from_json(&bad)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("bad"), "{err}");
 }

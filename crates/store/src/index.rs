@@ -53,7 +53,19 @@ const CLINICAL_TYPES: &[&str] = &[
 ];
 
 /// The common clinical parameters, indexed where the type defines them.
-const CLINICAL_PARAMS: &[&str] = &["category", "code", "date", "patient", "status", "subject"];
+const CLINICAL_PARAMS: &[&str] = &[
+    "category",
+    "code",
+    "date",
+    "identifier",
+    "patient",
+    "status",
+    "subject",
+];
+
+/// The parameter indexed on every other resource type that defines it: conditional
+/// references and conditional creates (`Organization?identifier=system|value`) search on it.
+const OTHER_PARAMS: &[&str] = &["identifier"];
 
 /// The parameters every type supports from the resource row itself, without an index table.
 pub(crate) const ROW_PARAMS: &[&str] = &["_id", "_lastUpdated"];
@@ -69,8 +81,13 @@ pub(crate) struct Plan {
 fn plans() -> &'static BTreeMap<&'static str, Vec<Plan>> {
     static PLANS: OnceLock<BTreeMap<&'static str, Vec<Plan>>> = OnceLock::new();
     PLANS.get_or_init(|| {
+        let others = fhir::types::resource_types()
+            .iter()
+            .filter(|t| **t != "Patient" && !CLINICAL_TYPES.contains(t))
+            .map(|t| (*t, OTHER_PARAMS));
         let wanted = std::iter::once(("Patient", PATIENT_PARAMS))
-            .chain(CLINICAL_TYPES.iter().map(|t| (*t, CLINICAL_PARAMS)));
+            .chain(CLINICAL_TYPES.iter().map(|t| (*t, CLINICAL_PARAMS)))
+            .chain(others);
         wanted
             .map(|(resource_type, codes)| {
                 let plans = codes
@@ -122,7 +139,8 @@ pub(crate) fn plan(resource_type: &str, code: &str) -> Option<&'static Plan> {
 /// The search parameters the store can search on for `resource_type`: `_id` and
 /// `_lastUpdated` for every type, plus the indexed ones (for Patient `name`, `family`, `given`,
 /// `identifier`, `birthdate`, `gender`, `address-postalcode`; for the common clinical types
-/// `patient`, `subject`, `code`, `date`, `status`, `category` where the type defines them).
+/// `patient`, `subject`, `code`, `date`, `status`, `category`, `identifier` where the type
+/// defines them; for every other type `identifier` where it defines it).
 /// Empty for a name that is not a resource type.
 pub fn indexed_params(resource_type: &str) -> Vec<&'static SearchParam> {
     let row = ROW_PARAMS
@@ -458,11 +476,17 @@ mod tests {
                 "category",
                 "code",
                 "date",
+                "identifier",
                 "patient",
                 "status",
                 "subject"
             ]
         );
+        let organization: Vec<_> = indexed_params("Organization")
+            .iter()
+            .map(|p| p.code)
+            .collect();
+        assert_eq!(organization, ["_id", "_lastUpdated", "identifier"]);
         assert!(plan("Encounter", "code").is_none());
         assert!(plan("MedicationRequest", "code").is_some());
     }

@@ -92,7 +92,7 @@ type Prefixed<R> = io::Chain<io::Take<io::Cursor<[u8; 2]>>, Counted<R>>;
 
 enum Source<R> {
     Plain(Prefixed<R>),
-    Gzip(MultiGzDecoder<Prefixed<R>>),
+    Gzip(Box<MultiGzDecoder<Prefixed<R>>>),
 }
 
 impl<R: Read> Source<R> {
@@ -155,7 +155,7 @@ impl<R: Read> NdjsonReader<R> {
         let gzip = magic[..sniffed] == GZIP_MAGIC;
         let prefixed = io::Cursor::new(magic).take(sniffed as u64).chain(counted);
         let source = if gzip {
-            Source::Gzip(MultiGzDecoder::new(prefixed))
+            Source::Gzip(Box::new(MultiGzDecoder::new(prefixed)))
         } else {
             Source::Plain(prefixed)
         };

@@ -43,7 +43,7 @@ impl Compression {
 
 enum Encoder<W: Write> {
     Plain(W),
-    Gzip(GzEncoder<W>),
+    Gzip(Box<GzEncoder<W>>),
 }
 
 impl<W: Write> Encoder<W> {
@@ -68,10 +68,10 @@ impl<W: Write> NdjsonWriter<W> {
     pub fn new(inner: W, file: &str, compression: Compression) -> Self {
         let encoder = match compression {
             Compression::Plain => Encoder::Plain(inner),
-            Compression::Gzip { level } => Encoder::Gzip(GzEncoder::new(
+            Compression::Gzip { level } => Encoder::Gzip(Box::new(GzEncoder::new(
                 inner,
                 flate2::Compression::new(level.min(9)),
-            )),
+            ))),
         };
         Self {
             encoder,

@@ -1,53 +1,20 @@
-//! Helpers shared by the lake's integration tests: synthetic data, the Python readers, and the
-//! object-store emulators (Azurite, moto) started and stopped by the tests themselves.
+//! Helpers shared by the lake's integration tests: synthetic data, the Python readers, and
+//! checks run on every destination. The emulators and Python come from `testkit`.
 
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// The pip command `.ci/run` uses to install the readers.
-pub const PIP_READERS: &str = "pip install pyarrow==26.0.1 duckdb==2.0.1 deltalake==1.6.6";
+/// The Python modules the reader tests import.
+pub const READERS: &[&str] = &["pyarrow", "duckdb", "deltalake"];
 
-/// The Python interpreter that runs the readers (`HAVEN_PYTHON`, else `python3`).
-pub fn python() -> String {
-    std::env::var("HAVEN_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// Runs a Python script with `args` and returns its standard output; panics with its
-/// standard error when it fails, and with install instructions when a module is missing.
-pub fn run_python(script: &str, args: &[&str]) -> String {
-    let output = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {}: {e}; install Python 3 and `{PIP_READERS}`",
-                python()
-            )
-        });
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("ModuleNotFoundError") {
-        panic!(
-            "a Python reader is missing ({}); install them with `{PIP_READERS}`",
-            stderr.trim()
-        );
-    }
-    assert!(output.status.success(), "python failed:\n{stderr}");
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
-
-/// Runs a Python script that prints one JSON document and parses it.
-pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
-    let out = run_python(script, args);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+/// Runs a Python script (with the readers installed) that prints one JSON document, and
+/// parses it; `None` when the readers are missing and `HAVEN_SKIP_EMULATORS=1`.
+pub fn python_json(script: &str, args: &[&str]) -> Option<serde_json::Value> {
+    Some(testkit::Python::find(READERS)?.json(script, args))
 }
 
 /// Generates `patients` synthetic patients into `dir` (NDJSON per type).
@@ -114,239 +81,107 @@ pub fn deleted_in(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
-/// Whether emulator tests may be skipped when their tool is missing.
-pub fn may_skip_emulators() -> bool {
-    std::env::var("HAVEN_SKIP_EMULATORS").is_ok_and(|v| v == "1")
-}
+/// Exercises put, streamed put (several parts), get, list and delete on `dest`.
+pub fn object_round_trip(dest: &lake::Destination) {
+    dest.put("t/small.txt", &b"hello"[..]).unwrap();
+    assert_eq!(&dest.get("t/small.txt").unwrap().unwrap()[..], b"hello");
+    assert!(dest.get("t/missing").unwrap().is_none());
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed (by its own id) when dropped.
-pub struct Emulator {
-    child: Child,
-    _workspace: Option<tempfile::TempDir>,
-    /// The port it listens on.
-    pub port: u16,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let mut writer = dest.writer("t/big.bin").unwrap();
+    let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    for _ in 0..12 {
+        writer.write_all(&chunk).unwrap();
     }
-}
-
-fn wait_for_port(child: &mut Child, port: u16, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("{name} exited with {status}: {err}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    panic!("{name} did not listen on port {port} within 60 s");
-}
-
-/// Finds a tool on PATH (or in `env`), or explains how to install it; `None` when it is
-/// missing and `HAVEN_SKIP_EMULATORS=1`.
-fn find_tool(env: &str, names: &[&str], install: &str) -> Option<PathBuf> {
-    if let Ok(path) = std::env::var(env) {
-        return Some(PathBuf::from(path));
-    }
-    let paths = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&paths) {
-        for name in names {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    if may_skip_emulators() {
-        eprintln!(
-            "skipping: {} not found and HAVEN_SKIP_EMULATORS=1",
-            names[0]
-        );
-        return None;
-    }
-    panic!(
-        "{} not found: install it with `{install}` (or set {env}), or set HAVEN_SKIP_EMULATORS=1",
-        names[0]
-    );
-}
-
-/// The well-known Azurite account.
-pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-/// The well-known Azurite key.
-pub const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-/// Starts Azurite's blob service on a free port; `None` when skipped.
-pub fn start_azurite() -> Option<Emulator> {
-    let tool = find_tool(
-        "HAVEN_AZURITE",
-        &["azurite-blob"],
-        "npm install -g azurite@3.35.0",
-    )?;
-    let port = free_port();
-    let workspace = tempfile::tempdir().unwrap();
-    let mut child = Command::new(tool)
-        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-        .args([
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--loose",
-        ])
-        .current_dir(workspace.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("azurite starts");
-    wait_for_port(&mut child, port, "azurite");
-    Some(Emulator {
-        child,
-        _workspace: Some(workspace),
-        port,
-    })
-}
-
-/// Store options for Azurite on `port`.
-pub fn azurite_options(port: u16) -> BTreeMap<String, String> {
-    [
-        ("azure_storage_account_name", AZURITE_ACCOUNT.to_string()),
-        ("azure_storage_account_key", AZURITE_KEY.to_string()),
-        (
-            "azure_storage_endpoint",
-            format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
-        ),
-        ("allow_http", "true".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// Creates a blob container on Azurite with a Shared Key signed request.
-pub fn azurite_create_container(port: u16, container: &str) {
-    use base64::Engine as _;
-    use hmac::{KeyInit, Mac};
-    let date = httpdate_now();
-    let version = "2021-08-06";
-    let to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{container}\nrestype:container"
-    );
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(AZURITE_KEY)
-        .unwrap();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(to_sign.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let request = format!(
-        "PUT /{AZURITE_ACCOUNT}/{container}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         x-ms-date: {date}\r\nx-ms-version: {version}\r\n\
-         Authorization: SharedKey {AZURITE_ACCOUNT}:{signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.lines().next().unwrap_or_default();
     assert!(
-        status.contains(" 201 "),
-        "container creation failed: {status}"
+        dest.get("t/big.bin").unwrap().is_none(),
+        "invisible until finished"
     );
+    assert_eq!(writer.finish().unwrap(), 12 * 1024 * 1024);
+    let big = dest.get("t/big.bin").unwrap().unwrap();
+    assert_eq!(big.len(), 12 * 1024 * 1024);
+    assert_eq!(&big[5 * 1024 * 1024..5 * 1024 * 1024 + 16], &chunk[..16]);
+
+    let mut abandoned = dest.writer("t/abandoned.bin").unwrap();
+    abandoned.write_all(&chunk).unwrap();
+    drop(abandoned);
+
+    let keys: Vec<String> = dest.list("t").unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(keys, ["t/big.bin", "t/small.txt"]);
+    dest.delete("t/small.txt").unwrap();
+    dest.delete("t/big.bin").unwrap();
+    dest.delete("t/never").unwrap();
+    assert!(dest.list("t").unwrap().is_empty());
 }
 
-/// The current time in the HTTP date format.
-fn httpdate_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    // Civil date from days since 1970-01-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        months[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Lands a small synthetic data set in two runs (the second deleting a patient) and checks
+/// what the destination lists; returns the deleted patient's id and how many remain.
+pub fn land_two_runs(dest: &lake::Destination) -> (String, u64) {
+    let work = tempfile::tempdir().unwrap();
+    synth(work.path(), 12, 5);
+    let lines = ndjson_lines(work.path());
+    let formats = lake::Formats {
+        ndjson: true,
+        parquet: true,
+        delta: cfg!(feature = "delta"),
+    };
+    let mut options = lake::RunOptions::new("r1");
+    options.formats = formats;
+    let mut run = lake::RunWriter::new(dest, options.clone()).unwrap();
+    for (_, line) in &lines {
+        run.write_line(line).unwrap();
+    }
+    let first = run.finish().unwrap();
+    let patients = lines.iter().filter(|(t, _)| t == "Patient").count() as u64;
+    assert_eq!(first.tables["parquet/Patient"].rows, patients);
+    assert_eq!(first.tables["views/patient"].rows, patients);
+
+    let patient: serde_json::Value =
+        serde_json::from_slice(&lines.iter().find(|(t, _)| t == "Patient").unwrap().1).unwrap();
+    let id = patient["id"].as_str().unwrap().to_string();
+    options.run_id = "r2".into();
+    let mut run = lake::RunWriter::new(dest, options).unwrap();
+    run.delete("Patient", &id).unwrap();
+    run.finish().unwrap();
+
+    let keys: Vec<String> = dest.list("").unwrap().into_iter().map(|o| o.key).collect();
+    for key in [
+        "ndjson/Patient/run=r1/part-00000.ndjson.gz",
+        "parquet/Patient/run=r1/part-00000.parquet",
+        "views/observation/run=r1/part-00000.parquet",
+        "deleted/Patient/run=r2/part-00000.ndjson.gz",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+    if cfg!(feature = "delta") {
+        assert!(
+            keys.iter()
+                .any(|k| k == "delta/Patient/_delta_log/00000000000000000002.json")
+        );
+    }
+    (id, patients - 1)
 }
 
-/// Starts moto's S3 server on a free port; `None` when skipped.
-pub fn start_moto() -> Option<Emulator> {
-    let tool = find_tool(
-        "HAVEN_MOTO_SERVER",
-        &["moto_server"],
-        "pip install 'moto[server]==5.2.5'",
-    )?;
-    let port = free_port();
-    let mut child = Command::new(tool)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("moto_server starts");
-    wait_for_port(&mut child, port, "moto_server");
-    Some(Emulator {
-        child,
-        _workspace: None,
-        port,
-    })
-}
-
-/// Store options for moto on `port`.
-pub fn moto_options(port: u16) -> BTreeMap<String, String> {
-    [
-        ("aws_endpoint", format!("http://127.0.0.1:{port}")),
-        ("aws_allow_http", "true".to_string()),
-        ("aws_access_key_id", "testing".to_string()),
-        ("aws_secret_access_key", "testing".to_string()),
-        ("aws_region", "us-east-1".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// Creates a bucket on moto (with boto3, which moto brings).
-pub fn moto_create_bucket(port: u16, bucket: &str) {
-    run_python(
-        "import sys, boto3\n\
-         s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='testing',\n\
-             aws_secret_access_key='testing', region_name='us-east-1')\n\
-         s3.create_bucket(Bucket=sys.argv[2])",
-        &[&format!("http://127.0.0.1:{port}"), bucket],
-    );
+/// Reads `delta/Patient` with Python's deltalake through `options` and checks the deleted
+/// patient is gone.
+pub fn python_sees_deletion(
+    table_url: &str,
+    options: &BTreeMap<String, String>,
+    deleted: &str,
+    expected_rows: u64,
+) {
+    let Some(got) = python_json(
+        r#"
+import sys, json, os
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2])).to_pyarrow_table()
+print(json.dumps({"rows": t.num_rows, "ids": t.column("id").to_pylist()}), flush=True)
+# Skip interpreter teardown, where pyarrow's S3 client can abort.
+os._exit(0)
+"#,
+        &[table_url, &serde_json::to_string(options).unwrap()],
+    ) else {
+        return;
+    };
+    assert_eq!(got["rows"], expected_rows);
+    assert!(!got["ids"].as_array().unwrap().iter().any(|i| i == deleted));
 }

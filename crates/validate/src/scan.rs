@@ -1,0 +1,415 @@
+//! The identifier scan: every string value of a resource, classified by its FHIR type and
+//! element, is checked against identifier patterns, the profile's rules (safe-harbor: years
+//! only, 3-digit zips, ages up to 89) and the exact identifying values of the source.
+//!
+//! What is not scanned, and why:
+//! - codings (`Coding.code`, `system`, `version`, `display`) and other `code`, `id`,
+//!   `canonical`, `oid` and `uuid` values: terminology, whose digits (LOINC, SNOMED) would
+//!   read as identifiers;
+//! - `uri`/`url` values under the terminology keys `system`, `url`, `profile` and
+//!   `valueSet`, such as `Extension.url` (but `Attachment.url` is scanned);
+//!
+//! A birth year counts as an age over 89 when even the youngest age it allows at the last
+//! run's year is 90 or more.
+//!
+//! A postal code is a 3-digit zip under safe-harbor when it is 3 digits, or 3 digits and
+//! `00` (as the preset writes it: `02100`): the trailing zeros carry nothing.
+//! - `Reference.reference` and `fullUrl`, which the reference check resolves instead.
+
+use std::sync::LazyLock;
+
+use base64::Engine as _;
+use regex::Regex;
+use serde_json::Value;
+
+use crate::source::SourceValues;
+use crate::walk::{Leaf, Site, walk};
+
+/// `uri`-typed keys that hold terminology or definitions, not data about a person.
+const TERMINOLOGY_KEYS: &[&str] = &["system", "url", "profile", "valueSet"];
+
+/// The identifier patterns of free text, by finding kind.
+struct Patterns {
+    ssn: Regex,
+    phone: Regex,
+    email: Regex,
+    url: Regex,
+    mrn: Regex,
+    street: Regex,
+    text_date: Regex,
+    zip5: Regex,
+    zip3: Regex,
+    digits: Regex,
+}
+
+static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
+    let re = |p: &str| Regex::new(p).expect("a built-in pattern compiles");
+    Patterns {
+        ssn: re(r"\b\d{3}-\d{2}-\d{4}\b"),
+        phone: re(r"(?:\+1[-. ]?)?(?:\(\d{3}\)\s?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b"),
+        email: re(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+        url: re(r"(?i)\b(?:https?|ftp)://\S+|\bwww\.[a-z0-9-]+\.[a-z]{2,}"),
+        mrn: re(
+            r"(?i)\b(?:mrn|medical record (?:number|no\.?)|patient id)\s*[:#]?\s*[a-z0-9-]*\d[a-z0-9-]*",
+        ),
+        street: re(
+            r"(?i)(?:^|[^\w.,])\d{1,6}\s+(?:[a-z][a-z0-9.'-]*\s+){1,4}?(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl)\b",
+        ),
+        text_date: re(
+            r"\b(?:1[89]|20)\d{2}-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?\b|\b\d{1,2}/\d{1,2}/(?:1[89]|20)\d{2}\b",
+        ),
+        zip5: re(r"^\s*\d{5}(?:-\d{4})?\s*$"),
+        zip3: re(r"^\s*\d{3}(?:00)?\s*$"),
+        digits: re(r"\d{4,}"),
+    }
+});
+
+/// One thing the scan found: its kind, the element's JSON Pointer and a description that
+/// holds no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub kind: &'static str,
+    pub pointer: String,
+    pub detail: String,
+}
+
+/// A relative reference (`Type/id`) found in a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ref {
+    pub target_type: &'static str,
+    pub id: String,
+    pub pointer: String,
+}
+
+/// The scanner's configuration.
+pub(crate) struct Scanner<'a> {
+    /// Apply the safe-harbor rules.
+    pub safe_harbor: bool,
+    /// The source's identifying values, when given.
+    pub source: Option<&'a SourceValues>,
+    /// The year ages are reckoned at (the last run's), for birth years under safe-harbor.
+    pub reference_year: Option<i32>,
+}
+
+/// How an element's value is treated.
+enum Role {
+    Skip,
+    Reference,
+    Date,
+    Uri,
+    Base64,
+    Text {
+        identifier: bool,
+        postal: bool,
+        line: bool,
+    },
+}
+
+fn role(site: &Site<'_>) -> Role {
+    let parent = site.parent.unwrap_or_default();
+    if !parent.is_empty() && fhir::types::is_a(parent, "Coding") {
+        return Role::Skip;
+    }
+    if site.key == "reference" && (parent == "Reference" || site.parent.is_none()) {
+        return Role::Reference;
+    }
+    if site.key == "fullUrl" {
+        return Role::Skip;
+    }
+    let terminology_key =
+        TERMINOLOGY_KEYS.contains(&site.key) && !(parent == "Attachment" && site.key == "url");
+    match site.type_code {
+        Some("code" | "id" | "canonical" | "oid" | "uuid" | "time" | "boolean") => Role::Skip,
+        Some("uri" | "url" | "System.String") | None if terminology_key => Role::Skip,
+        Some("date" | "dateTime" | "instant") => Role::Date,
+        Some("uri" | "url") => Role::Uri,
+        Some("base64Binary") => Role::Base64,
+        None if matches!(site.key, "code" | "system" | "version") => Role::Skip,
+        _ => Role::Text {
+            identifier: parent == "Identifier" && site.key == "value",
+            postal: parent == "Address" && site.key == "postalCode",
+            line: parent == "Address" && site.key == "line",
+        },
+    }
+}
+
+impl Scanner<'_> {
+    /// Scans one resource: the identifier findings and the relative references.
+    pub(crate) fn scan(&self, resource: &Value) -> (Vec<Hit>, Vec<Ref>) {
+        let mut hits = Vec::new();
+        let mut refs = Vec::new();
+        walk(resource, &mut |pointer, site, leaf| match leaf {
+            Leaf::Num(n) => {
+                if self.safe_harbor
+                    && site.parent == Some("Age")
+                    && site.key == "value"
+                    && n.as_f64().is_some_and(|age| age > 89.0)
+                {
+                    hits.push(hit("age-over-89", pointer, "an age over 89"));
+                }
+            }
+            Leaf::Str(s) => self.string(site, pointer, s, &mut hits, &mut refs),
+        });
+        (hits, refs)
+    }
+
+    fn string(
+        &self,
+        site: &Site<'_>,
+        pointer: &str,
+        s: &str,
+        hits: &mut Vec<Hit>,
+        refs: &mut Vec<Ref>,
+    ) {
+        match role(site) {
+            Role::Skip => {}
+            Role::Reference => {
+                if let fhir::reference::Reference::Relative {
+                    resource_type, id, ..
+                } = fhir::reference::parse(s)
+                {
+                    refs.push(Ref {
+                        target_type: resource_type,
+                        id: id.to_owned(),
+                        pointer: pointer.to_owned(),
+                    });
+                }
+            }
+            Role::Date => {
+                if self.safe_harbor && s.trim().len() > 4 {
+                    hits.push(hit(
+                        "full-date",
+                        pointer,
+                        "a date finer than the year (safe-harbor keeps years only)",
+                    ));
+                } else if self.safe_harbor
+                    && site.key == "birthDate"
+                    && let (Some(now), Ok(born)) = (self.reference_year, s.trim().parse::<i32>())
+                    && now - born - 1 > 89
+                {
+                    hits.push(hit(
+                        "age-over-89",
+                        pointer,
+                        "a birth year that makes the age over 89 (safe-harbor aggregates them)",
+                    ));
+                }
+                self.source_values(pointer, s, "", hits);
+            }
+            Role::Uri => {
+                if PATTERNS.url.is_match(s) {
+                    hits.push(hit("url", pointer, "a URL"));
+                }
+                self.source_values(pointer, s, "", hits);
+            }
+            Role::Base64 => {
+                if let Some(text) = decoded_text(s) {
+                    self.text(pointer, &text, false, " in the decoded attachment", hits);
+                    self.source_values(pointer, &text, " in the decoded attachment", hits);
+                }
+            }
+            Role::Text {
+                identifier,
+                postal,
+                line,
+            } => {
+                if postal
+                    && self.safe_harbor
+                    && PATTERNS.zip5.is_match(s)
+                    && !PATTERNS.zip3.is_match(s)
+                {
+                    hits.push(hit(
+                        "zip5",
+                        pointer,
+                        "a 5-digit zip code (safe-harbor keeps 3 digits)",
+                    ));
+                } else if line && self.safe_harbor && !s.trim().is_empty() {
+                    hits.push(hit(
+                        "street-address",
+                        pointer,
+                        "an address line (safe-harbor removes street addresses)",
+                    ));
+                } else if !postal {
+                    self.text(pointer, s, identifier, "", hits);
+                }
+                self.source_values(pointer, s, "", hits);
+            }
+        }
+    }
+
+    /// The identifier patterns of free text and identifier values.
+    fn text(&self, pointer: &str, s: &str, identifier: bool, within: &str, hits: &mut Vec<Hit>) {
+        let p = &*PATTERNS;
+        if identifier && is_mrn_like(s) {
+            hits.push(hit(
+                "mrn",
+                pointer,
+                &format!("an identifier value that is not a keyed hash{within}"),
+            ));
+        }
+        // Every pattern below needs a digit, an `@` or a URL's start.
+        let has_digit = s.bytes().any(|b| b.is_ascii_digit());
+        if !has_digit && !s.contains('@') && !s.contains("://") && !s.contains("www.") {
+            return;
+        }
+        let checks: [(&'static str, &Regex, &str, bool); 7] = [
+            ("ssn", &p.ssn, "a social security number", true),
+            ("phone", &p.phone, "a phone number", true),
+            ("email", &p.email, "an email address", true),
+            ("url", &p.url, "a URL", true),
+            ("mrn", &p.mrn, "a labelled record number", !identifier),
+            ("street-address", &p.street, "a street address", true),
+            (
+                "full-date",
+                &p.text_date,
+                "a date finer than the year in text (safe-harbor keeps years only)",
+                self.safe_harbor,
+            ),
+        ];
+        for (kind, regex, what, applies) in checks {
+            if applies && regex.is_match(s) {
+                hits.push(hit(kind, pointer, &format!("{what}{within}")));
+            }
+        }
+    }
+
+    fn source_values(&self, pointer: &str, s: &str, within: &str, hits: &mut Vec<Hit>) {
+        if let Some(source) = self.source
+            && let Some(category) = source.find(s)
+        {
+            hits.push(Hit {
+                kind: "source-value",
+                pointer: pointer.to_owned(),
+                detail: format!("{category} from the source{within}"),
+            });
+        }
+    }
+}
+
+/// Whether an identifier value looks like a record number rather than Haven's keyed hash
+/// (64 hex digits): a run of 4 or more digits, or a UUID.
+fn is_mrn_like(s: &str) -> bool {
+    let s = s.trim();
+    let hash = s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let uuid = s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    !hash && (uuid || PATTERNS.digits.is_match(s))
+}
+
+/// The text of a base64 value, when it decodes to UTF-8 text (not an image or a PDF).
+fn decoded_text(s: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let control = text
+        .chars()
+        .filter(|c| c.is_control() && !c.is_whitespace())
+        .count();
+    (control * 100 <= text.chars().count()).then_some(text)
+}
+
+fn hit(kind: &'static str, pointer: &str, detail: &str) -> Hit {
+    Hit {
+        kind,
+        pointer: pointer.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn kinds(resource: Value) -> Vec<(&'static str, String)> {
+        let scanner = Scanner {
+            safe_harbor: true,
+            source: None,
+            reference_year: Some(2024),
+        };
+        let (hits, _) = scanner.scan(&resource);
+        hits.into_iter().map(|h| (h.kind, h.pointer)).collect()
+    }
+
+    #[test]
+    fn codes_and_terminology_urls_are_not_identifiers() {
+        let found = kinds(json!({
+            "resourceType": "Observation",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "12345678",
+                                 "display": "Test 555-123-4567"}], "text": "Glucose"},
+            "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
+            "effectiveDateTime": "2020",
+            "valueQuantity": {"value": 123456789, "system": "http://unitsofmeasure.org"}
+        }));
+        assert!(found.is_empty(), "{found:?}");
+        let units_are_not_streets = kinds(json!({
+            "resourceType": "Observation",
+            "code": {"text": "Glomerular filtration rate/1.73 sq M.predicted"}
+        }));
+        assert!(
+            units_are_not_streets.is_empty(),
+            "{units_are_not_streets:?}"
+        );
+    }
+
+    #[test]
+    fn patterns_in_text_are_found_with_their_kind_and_path() {
+        let found = kinds(json!({
+            "resourceType": "Patient",
+            "birthDate": "1970-01-02",
+            "address": [{"postalCode": "02134", "line": ["1 Main St"]}, {"postalCode": "02100"}],
+            "identifier": [{"value": "MRN-0012345"}],
+            "telecom": [{"value": "555-123-4567"}, {"value": "a.b@example.org"}],
+            "text": {"div": "SSN 123-45-6789 see https://example.org/p on 03/04/2020"}
+        }));
+        for expected in [
+            ("full-date", "/birthDate"),
+            ("zip5", "/address/0/postalCode"),
+            ("street-address", "/address/0/line/0"),
+            ("mrn", "/identifier/0/value"),
+            ("phone", "/telecom/0/value"),
+            ("email", "/telecom/1/value"),
+            ("ssn", "/text/div"),
+            ("url", "/text/div"),
+            ("full-date", "/text/div"),
+        ] {
+            assert!(
+                found.contains(&(expected.0, expected.1.to_owned())),
+                "{expected:?} in {found:?}"
+            );
+        }
+        assert!(
+            !found.iter().any(|(_, p)| p == "/address/1/postalCode"),
+            "a zip3 written as DDD00 is not a 5-digit zip"
+        );
+    }
+
+    #[test]
+    fn text_attachments_are_decoded_and_ages_over_89_found() {
+        let data = base64::engine::general_purpose::STANDARD.encode("call 555-222-3333");
+        let found = kinds(json!({
+            "resourceType": "DocumentReference",
+            "content": [{"attachment": {"contentType": "text/plain", "data": data}}]
+        }));
+        assert_eq!(found, [("phone", "/content/0/attachment/data".to_owned())]);
+        let found = kinds(json!({
+            "resourceType": "Condition",
+            "onsetAge": {"value": 93, "unit": "a"}
+        }));
+        assert_eq!(found, [("age-over-89", "/onsetAge/value".to_owned())]);
+        let found = kinds(json!({"resourceType": "Patient", "birthDate": "1933"}));
+        assert_eq!(found, [("age-over-89", "/birthDate".to_owned())]);
+        assert!(kinds(json!({"resourceType": "Patient", "birthDate": "1934"})).is_empty());
+    }
+
+    #[test]
+    fn keyed_hashes_are_not_record_numbers() {
+        assert!(!is_mrn_like(&"0123456789abcdef".repeat(4)));
+        assert!(is_mrn_like("A-99812"));
+        assert!(is_mrn_like("2f5a7c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b"));
+    }
+}
