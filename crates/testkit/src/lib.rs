@@ -384,9 +384,16 @@ impl Python {
     /// Runs `script` (`python -c script args…`) and returns its standard output; panics with
     /// its standard error when it fails.
     pub fn run(&self, script: &str, args: &[&str]) -> String {
+        // Once the snippet has succeeded, leave without interpreter teardown: the native
+        // threads of the readers (deltalake's runtime) now and then abort the process while
+        // Python shuts down ("terminate called without an active exception"), after the
+        // snippet's work is done. A snippet that raises still exits 1 with its traceback.
+        let script = format!(
+            "{script}\nimport os as _os, sys as _sys\n_sys.stdout.flush()\n_sys.stderr.flush()\n_os._exit(0)\n"
+        );
         let output = Command::new(&self.program)
             .arg("-c")
-            .arg(script)
+            .arg(&script)
             .args(args)
             .stdin(Stdio::null())
             .output()
