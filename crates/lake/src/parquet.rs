@@ -187,12 +187,7 @@ impl ParquetWriter {
     }
 
     fn close_part(&mut self) -> Result<()> {
-        if let Some(file) = self.file.take() {
-            let written = file.finish()?;
-            self.summary.rows += written.rows;
-            self.summary.files.push(written);
-        }
-        Ok(())
+        close_part(&mut self.file, &mut self.summary)
     }
 
     /// Writes what is buffered and completes the last part.
@@ -201,6 +196,19 @@ impl ParquetWriter {
         self.close_part()?;
         Ok(std::mem::take(&mut self.summary))
     }
+}
+
+/// Completes the open part file, if any, and adds it to the table's summary.
+pub(crate) fn close_part(
+    file: &mut Option<ParquetFileWriter>,
+    summary: &mut TableSummary,
+) -> Result<()> {
+    if let Some(file) = file.take() {
+        let written = file.finish()?;
+        summary.rows += written.rows;
+        summary.files.push(written);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

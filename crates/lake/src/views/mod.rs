@@ -343,12 +343,7 @@ impl ViewWriter {
     }
 
     fn close_part(&mut self) -> Result<()> {
-        if let Some(file) = self.file.take() {
-            let written = file.finish()?;
-            self.summary.rows += written.rows;
-            self.summary.files.push(written);
-        }
-        Ok(())
+        crate::parquet::close_part(&mut self.file, &mut self.summary)
     }
 
     /// Writes what is buffered and completes the last part.
