@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
-use bulk::{Event, ExportOptions, ExportRequest, Exporter, Level, StaticToken};
+use bulk::{
+    Event, ExportOptions, ExportRequest, Exporter, Level, SigningKey, SmartAuth, SmartCredentials,
+    StaticToken,
+};
 
 use crate::config::{ExportLevel, SourceConfig};
 use crate::error::{Error, Result};
@@ -32,7 +35,16 @@ pub fn export(
     request.type_filters = source.type_filters.clone();
     request.since = since.map(str::to_owned);
     let mut exporter = Exporter::new(ExportOptions::new(request, work));
-    if let Some(variable) = &source.token_env {
+    if let Some(auth) = &source.auth {
+        let key = SigningKey::load(&auth.key_file, auth.kid.as_deref())
+            .map_err(|error| Error::Source(error.to_string()))?;
+        let mut credentials = SmartCredentials::new(&auth.client_id, key);
+        if let Some(scope) = &auth.scope {
+            credentials.scope.clone_from(scope);
+        }
+        credentials.token_url.clone_from(&auth.token_url);
+        exporter = exporter.with_tokens(Arc::new(SmartAuth::new(server, credentials)));
+    } else if let Some(variable) = &source.token_env {
         let token = std::env::var(variable)
             .map_err(|_| Error::Source(format!("the token variable {variable} is not set")))?;
         exporter = exporter.with_tokens(Arc::new(StaticToken::new(token)));

@@ -69,6 +69,29 @@ pub struct SourceConfig {
     /// An environment variable holding a bearer token for the server.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// SMART Backend Services credentials (instead of `token_env`).
+    #[serde(default)]
+    pub auth: Option<SmartConfig>,
+}
+
+/// SMART Backend Services credentials for a server source: a registered client id and its
+/// private key (`haven keys generate`); tokens are fetched and refreshed as needed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmartConfig {
+    /// The client id the server registered.
+    pub client_id: String,
+    /// The private key file, PEM or JWK.
+    pub key_file: PathBuf,
+    /// The key id, when it is not the JWK's `kid` or the key's thumbprint.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The scopes to ask for (default: `system/*.read`).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The token endpoint (default: discovered from the server).
+    #[serde(default)]
+    pub token_url: Option<String>,
 }
 
 /// The Bulk Data export level.
@@ -189,6 +212,9 @@ impl PipelineConfig {
             (None, None) => return invalid("[source] needs `server` or `folder`"),
             _ => {}
         }
+        if self.source.auth.is_some() && self.source.token_env.is_some() {
+            return invalid("[source] takes `token_env` or `[source.auth]`, not both");
+        }
         if self.source.level == ExportLevel::Group && self.source.group.is_none() {
             return invalid("[source] level = \"group\" needs `group`");
         }
@@ -219,6 +245,9 @@ impl PipelineConfig {
         };
         if let Some(folder) = &mut self.source.folder {
             join(folder);
+        }
+        if let Some(auth) = &mut self.source.auth {
+            join(&mut auth.key_file);
         }
         if let Some(config) = &mut self.deid.config {
             join(config);

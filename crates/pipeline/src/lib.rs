@@ -25,7 +25,7 @@ mod schedule;
 pub mod source;
 pub mod state;
 
-pub use config::{DeidConfig, ExportLevel, LakeConfig, PipelineConfig, SourceConfig};
+pub use config::{DeidConfig, ExportLevel, LakeConfig, PipelineConfig, SmartConfig, SourceConfig};
 pub use error::{Error, Result};
 pub use report::{RunReport, StageReport, TypeCounts};
 pub use run::{Observer, Pipeline, Silent};

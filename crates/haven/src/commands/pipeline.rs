@@ -60,9 +60,25 @@ pub struct RunArgs {
     /// Resource types to export (comma-separated).
     #[arg(long = "type", value_name = "TYPES", value_delimiter = ',')]
     pub types: Vec<String>,
+    /// SMART Backend Services: the client id the server registered (with --key).
+    #[arg(long, value_name = "ID", requires = "key")]
+    pub client_id: Option<String>,
+    /// SMART Backend Services: the private key, PEM or JWK (`haven keys generate`).
+    #[arg(long, value_name = "FILE", requires = "client_id")]
+    pub key: Option<PathBuf>,
+    /// The key id, when it is not the JWK's kid or the key's thumbprint.
+    #[arg(long, requires = "key")]
+    pub kid: Option<String>,
+    /// The scopes to ask for (default: system/*.read).
+    #[arg(long, value_name = "SCOPES", requires = "key")]
+    pub scope: Option<String>,
     /// The lake: a folder, az://container/prefix, s3://bucket/prefix or gs://bucket/prefix.
     #[arg(long, value_name = "LOCATION")]
     pub lake: Option<String>,
+    /// An object-store option for the lake, overriding the environment
+    /// (`azure_storage_account_name=…`, `aws_endpoint=…`, `use_emulator=true`); repeatable.
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub store_options: Vec<(String, String)>,
     /// Formats to write (comma-separated): ndjson, parquet, delta.
     #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
     pub format: Vec<String>,
@@ -176,9 +192,23 @@ pub fn configure(args: &RunArgs) -> Result<PipelineConfig> {
     if !args.types.is_empty() {
         config.source.types = args.types.clone();
     }
+    if let (Some(client_id), Some(key)) = (&args.client_id, &args.key) {
+        config.source.auth = Some(pipeline::SmartConfig {
+            client_id: client_id.clone(),
+            key_file: key.clone(),
+            kid: args.kid.clone(),
+            scope: args.scope.clone(),
+            token_url: None,
+        });
+        config.source.token_env = None;
+    }
     if let Some(lake) = &args.lake {
         config.lake.location = lake.clone();
     }
+    config
+        .lake
+        .options
+        .extend(args.store_options.iter().cloned());
     if !args.format.is_empty() {
         config.lake.formats = args.format.clone();
     } else if config.lake.formats.is_empty() {
@@ -299,5 +329,12 @@ impl Observer for Progress {
             Some(bar) => bar.println(format!("haven: {text}")),
             None => eprintln!("haven: {text}"),
         }
+    }
+}
+
+fn key_value(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err("expected KEY=VALUE".to_owned()),
     }
 }
