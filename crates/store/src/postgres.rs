@@ -63,6 +63,18 @@ impl PgConn {
     }
 }
 
+impl Drop for Postgres {
+    /// Closes the idle connections on a thread of their own: a `postgres::Client` blocks on
+    /// its private runtime when dropped, which panics on a thread that drives async tasks
+    /// (where a server drops its store when it stops).
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut lock(&self.pool).idle);
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
 impl Postgres {
     /// Connects to the database a `postgres://` URL names (the URL is never repeated in
     /// errors: it may hold a password).
