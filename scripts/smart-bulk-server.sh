@@ -12,6 +12,9 @@
 #                 manifest pages followed through link next
 #     file-errors {"err":"some_file_generation_failed"}: error[] files saved under error/
 #     resume      kill -9 during the downloads, then the same command again: no new kick-off
+#     secured     {"secure":true}: an anonymous kick-off gets 401; then, for ES384 and RS384, a key
+#                 from `haven keys generate` registered at /auth/register and `haven export
+#                 --client-id --key` with SMART Backend Services; the manifest requires tokens
 #     rate-limit  61 quick status requests block 127.0.0.1 for 5 minutes; the export's polls get
 #                 429 with an absolute epoch Retry-After and wait it out (takes ~5 minutes)
 #
@@ -40,7 +43,7 @@ FILTER_REV=${FHIR_FILTER_REV:-d6c18d9}
 BASE="http://127.0.0.1:$PORT"
 
 if [ $# -eq 0 ]; then
-    set -- basic post transient deleted paged file-errors resume rate-limit
+    set -- basic post transient deleted paged file-errors resume secured rate-limit
 fi
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -173,6 +176,26 @@ for scenario in "$@"; do
         log "killed after $(wc -l <"$OUT/resume/.haven-export/finished.ndjson" 2>/dev/null || echo 0) finished files"
         run resume "$server" --patient --parallel 1 2>&1 | tee "$WORK/resume-second.log" >&2
         check resume grep -q '(resumed)' "$WORK/resume-second.log"
+        ;;
+    secured)
+        server=$(sim '{"secure":true}')
+        status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/fhir+json' \
+            -H 'Prefer: respond-async' "$server/Patient/\$export")
+        log "scenario secured: an anonymous kick-off answers $status"
+        check secured-anonymous test "$status" = 401
+        for alg in ES384 RS384; do
+            keys="$WORK/keys-$alg"
+            rm -rf "$keys"
+            "$HAVEN" keys generate --alg "$alg" --out "$keys" >&2
+            client=$(curl -sf -X POST --data-urlencode "jwks@$keys/jwks.json" "$BASE/auth/register")
+            run "secured-$alg" "$server" --patient --type Patient,Condition,Observation \
+                --client-id "$client" --key "$keys/private-key.pem" \
+                --scope "system/Patient.rs system/Condition.rs system/Observation.rs" \
+                && check "secured-$alg" node -e '
+                    const m = JSON.parse(require("fs").readFileSync(process.argv[1]));
+                    process.exit(m.requiresAccessToken === true && m.output.length > 0 ? 0 : 1);
+                ' "$OUT/secured-$alg/manifest.json" || check "secured-$alg" false
+        done
         ;;
     rate-limit)
         log "scenario rate-limit: 61 status requests to get 127.0.0.1 blocked for 5 minutes"
