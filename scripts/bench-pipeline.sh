@@ -11,13 +11,18 @@
 #   demo      `haven demo` end to end (load, serve, export, de-identify, land, validate)
 #
 # Usage: scripts/bench-pipeline.sh [PATIENTS]      (default 10000; 0 skips the synthetic part)
+# HAVEN=path/to/haven uses that binary instead of building the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 patients="${1:-10000}"
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p haven
-haven="$(pwd)/$target/release/haven"
-[ -x "$haven" ] || haven="$target/release/haven"
+if [ -n "${HAVEN:-}" ]; then
+  haven="$HAVEN"
+else
+  cargo build --release -q -p haven
+  haven="$(pwd)/$target/release/haven"
+  [ -x "$haven" ] || haven="$target/release/haven"
+fi
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
@@ -58,7 +63,7 @@ done
 url="http://127.0.0.1:$port/fhir"
 
 read -r export_s export_mb < <(timed "$haven" export --server "$url" "$work/exported")
-exported=$(cat "$work"/exported/*.ndjson | wc -l)
+exported=$(cat "$work"/exported/[A-Z]*.ndjson | wc -l)
 read -r deid_s deid_mb < <(timed "$haven" deid --preset safe-harbor "$work/exported" "$work/deid")
 read -r e2e_s e2e_mb < <(timed "$haven" pipeline run --server "$url" --level system \
   --lake "$work/lake-all" --format ndjson,parquet,delta --work-dir "$work/pipeline-work")

@@ -13,7 +13,8 @@
 //! run's year is 90 or more.
 //!
 //! A postal code is a 3-digit zip under safe-harbor when it is 3 digits, or 3 digits and
-//! `00` (as the preset writes it: `02100`): the trailing zeros carry nothing.
+//! `00` (as the preset writes it: `02100`), or a ZIP+4 so cut (`02100-0000`): the trailing
+//! zeros carry nothing.
 //! - `Reference.reference` and `fullUrl`, which the reference check resolves instead.
 
 use std::sync::LazyLock;
@@ -59,7 +60,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
             r"\b(?:1[89]|20)\d{2}-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?\b|\b\d{1,2}/\d{1,2}/(?:1[89]|20)\d{2}\b",
         ),
         zip5: re(r"^\s*\d{5}(?:-\d{4})?\s*$"),
-        zip3: re(r"^\s*\d{3}(?:00)?\s*$"),
+        zip3: re(r"^\s*\d{3}(?:00(?:-0000)?)?\s*$"),
         digits: re(r"\d{4,}"),
     }
 });
@@ -361,7 +362,12 @@ mod tests {
         let found = kinds(json!({
             "resourceType": "Patient",
             "birthDate": "1970-01-02",
-            "address": [{"postalCode": "02134", "line": ["1 Main St"]}, {"postalCode": "02100"}],
+            "address": [
+                {"postalCode": "02134", "line": ["1 Main St"]},
+                {"postalCode": "02100"},
+                {"postalCode": "02100-0000"},
+                {"postalCode": "02134-0000"}
+            ],
             "identifier": [{"value": "MRN-0012345"}],
             "telecom": [{"value": "555-123-4567"}, {"value": "a.b@example.org"}],
             "text": {"div": "SSN 123-45-6789 see https://example.org/p on 03/04/2020"}
@@ -383,8 +389,14 @@ mod tests {
             );
         }
         assert!(
-            !found.iter().any(|(_, p)| p == "/address/1/postalCode"),
-            "a zip3 written as DDD00 is not a 5-digit zip"
+            !found
+                .iter()
+                .any(|(_, p)| p == "/address/1/postalCode" || p == "/address/2/postalCode"),
+            "a zip3 written as DDD00 or DDD00-0000 is not a 5-digit zip"
+        );
+        assert!(
+            found.contains(&("zip5", "/address/3/postalCode".to_owned())),
+            "a ZIP+4 with its 5 digits is a 5-digit zip"
         );
     }
 
