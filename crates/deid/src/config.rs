@@ -312,6 +312,34 @@ impl Config {
         missing
     }
 
+    /// A fingerprint of the keys set (16 hexadecimal characters of a SHA-256 over them), to
+    /// tell runs made with the same keys apart from others without revealing any key; `None`
+    /// when no key is set.
+    pub fn key_id(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let parameters = &self.parameters;
+        let keys = [
+            &parameters.date_shift_key,
+            &parameters.crypto_hash_key,
+            &parameters.encrypt_key,
+        ];
+        if keys.iter().all(|key| key.is_none()) {
+            return None;
+        }
+        let mut hash = Sha256::new();
+        hash.update(b"haven key id\0");
+        for key in keys {
+            match key {
+                Some(key) => {
+                    hash.update((key.len() as u64).to_le_bytes());
+                    hash.update(key.as_bytes());
+                }
+                None => hash.update(u64::MAX.to_le_bytes()),
+            }
+        }
+        Some(hex::encode(&hash.finalize()[..8]))
+    }
+
     /// Sets a key (an empty string unsets it), checking an encryption key's length.
     pub fn set_key(&mut self, kind: KeyKind, key: &str) -> Result<()> {
         let value = (!key.is_empty()).then(|| key.to_string());

@@ -174,6 +174,14 @@ impl<R: Read> NdjsonReader<R> {
         })
     }
 
+    /// Numbers the lines as the continuation of a file whose first `lines` lines came before
+    /// this reader's input (a part of a file read from a line boundary), so that batches and
+    /// errors give the file's own line numbers.
+    pub fn after_lines(mut self, lines: u64) -> Self {
+        self.line = lines;
+        self
+    }
+
     /// The name used in errors and batches.
     pub fn file(&self) -> &str {
         &self.file

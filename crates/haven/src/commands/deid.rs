@@ -10,9 +10,11 @@
 mod layout;
 mod process;
 mod report;
+mod shard;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +23,7 @@ use deid::{Config, Engine};
 
 use self::layout::{Layout, Target};
 use self::report::{Monitor, Reporter};
+pub use self::shard::ShardSpec;
 
 /// The long help of `haven deid`.
 const LONG_ABOUT: &str = "\
@@ -58,6 +61,17 @@ valid JSON, not a resource, not a FHIR R4 resource type, or holds an unknown ele
 run, naming its file, line and element path; with --skip-invalid it is left out, reported,
 counted, and the run goes on. --seed N gives the same output whatever --threads is.
 
+Sharded runs (Kubernetes Indexed Jobs, Argo, Azure Batch): with --shard I/N (or --shard-count N
+and the index in JOB_COMPLETION_INDEX), a process de-identifies only its share of INPUT (a byte
+range of every plain NDJSON file, cut at line starts, and every N-th gzip or JSON file) into
+OUTPUT/.haven-shards/of-N/shard-I/; a shard already done does nothing. Every shard must be given
+the same INPUT, configuration and keys (--generate-keys is refused). Then
+`haven deid --commit OUTPUT --shard-count N` checks that all N shards are done, joins their parts
+in order into OUTPUT, which is then byte for byte what one unsharded run writes (methods
+without randomness; perturb and encrypt need --seed), and writes OUTPUT/haven-deid-manifest.json
+(inputs, outputs, counts per type, invalid records, the configuration's SHA-256 and a key id,
+never a key). Committing again does nothing.
+
 At the end a summary (resources in and out per type, values handled per method, invalid records)
 is printed on standard error and written as JSON to OUTPUT.summary.json (a file) or
 OUTPUT/_haven_deid_summary.json (a folder); not for `-`. A progress bar shows on a terminal;
@@ -70,10 +84,15 @@ Exit status:
   1  success, but invalid records were left out (--skip-invalid)
   2  usage, configuration or key error (no input read, nothing written)
   3  input error: INPUT cannot be read, or holds an invalid record (without --skip-invalid)
-  4  output error: OUTPUT cannot be written";
+  4  output error: OUTPUT cannot be written
+
+With --commit, 3 also means that a shard has not finished or shards of different runs were
+found.";
 
 /// The usage lines: INPUT and OUTPUT are required unless a preset is listed or printed.
 const USAGE: &str = "haven deid [OPTIONS] INPUT OUTPUT
+       haven deid --shard I/N [OPTIONS] INPUT OUTPUT
+       haven deid --commit OUTPUT --shard-count N
        haven deid --list-presets
        haven deid --print-preset NAME";
 
@@ -88,10 +107,10 @@ const DEFAULT_PRESET: &str = "safe-harbor";
 #[command(long_about = LONG_ABOUT, after_help = EXIT_STATUS, override_usage = USAGE)]
 pub struct Args {
     /// The input: a `.json`, `.ndjson` or `.ndjson.gz` file, a folder, or `-` for standard input.
-    #[arg(required_unless_present_any = ["list_presets", "print_preset"])]
+    #[arg(required_unless_present_any = ["list_presets", "print_preset", "commit"])]
     pub input: Option<PathBuf>,
     /// The output: a file (named like the input kinds), a folder, or `-` for standard output.
-    #[arg(required_unless_present_any = ["list_presets", "print_preset"])]
+    #[arg(required_unless_present_any = ["list_presets", "print_preset", "commit"])]
     pub output: Option<PathBuf>,
     /// A configuration file in Microsoft's anonymizer format.
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
@@ -114,6 +133,19 @@ pub struct Args {
     /// Make perturb noise and encryption reproducible (for tests; not for real data).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// De-identify only shard I of N (from 0, e.g. `3/8`) into OUTPUT/.haven-shards/.
+    #[arg(long, value_name = "I/N", value_parser = ShardSpec::parse,
+          conflicts_with_all = ["shard_count", "commit", "generate_keys"])]
+    pub shard: Option<ShardSpec>,
+    /// The number of shards: with INPUT OUTPUT, the shard is JOB_COMPLETION_INDEX; with
+    /// --commit, the shards to join.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          conflicts_with = "generate_keys")]
+    pub shard_count: Option<u32>,
+    /// Join the finished shards under DIR/.haven-shards/ into DIR, with a manifest.
+    #[arg(long, value_name = "DIR", requires = "shard_count",
+          conflicts_with_all = ["input", "list_presets", "print_preset"])]
+    pub commit: Option<PathBuf>,
     /// List the built-in presets with their descriptions.
     #[arg(long, conflicts_with_all = ["input", "print_preset"])]
     pub list_presets: bool,
@@ -129,6 +161,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Ok(Status::Success)
     } else if let Some(name) = &args.print_preset {
         print_preset(name)
+    } else if let (Some(output), Some(count)) = (&args.commit, args.shard_count) {
+        commit(output, count)
     } else {
         deidentify(args)
     };
@@ -251,8 +285,8 @@ fn preset_text(name: &str) -> Result<&'static str, Failure> {
     })
 }
 
-/// Loads the configuration and describes where it came from.
-fn load_config(args: &Args) -> Result<(Config, String), Failure> {
+/// Loads the configuration, describes where it came from, and hashes its text.
+fn load_config(args: &Args) -> Result<(Config, String, String), Failure> {
     match &args.config {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|error| {
@@ -263,13 +297,22 @@ fn load_config(args: &Args) -> Result<(Config, String), Failure> {
             })?;
             let config = Config::from_slice(&bytes)
                 .map_err(|error| Failure::usage(format!("{}: {error}", path.display())))?;
-            Ok((config, path.display().to_string()))
+            Ok((
+                config,
+                path.display().to_string(),
+                shard::config_sha256(&bytes),
+            ))
         }
         None => {
             let name = args.preset.as_deref().unwrap_or(DEFAULT_PRESET);
-            let config = Config::from_json(preset_text(name)?)
+            let text = preset_text(name)?;
+            let config = Config::from_json(text)
                 .map_err(|error| Failure::usage(format!("preset {name}: {error}")))?;
-            Ok((config, format!("preset {name}")))
+            Ok((
+                config,
+                format!("preset {name}"),
+                shard::config_sha256(text.as_bytes()),
+            ))
         }
     }
 }
@@ -280,8 +323,19 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     let (Some(input), Some(output)) = (&args.input, &args.output) else {
         return Err(Failure::usage("INPUT and OUTPUT are required"));
     };
-    let (mut config, configuration) = load_config(args)?;
-    let layout = Layout::plan(input, output)?;
+    let (mut config, configuration, config_sha256) = load_config(args)?;
+    let shard = match (args.shard, args.shard_count) {
+        (Some(spec), _) => Some(spec),
+        (None, Some(count)) => Some(ShardSpec::from_environment(count)?),
+        (None, None) => None,
+    };
+    let shard_output = shard.map(|spec| shard::shard_folder(output, spec));
+    if let Some(folder) = &shard_output {
+        fs::create_dir_all(folder).map_err(|error| {
+            Failure::output(format!("cannot create {}: {error}", folder.display()))
+        })?;
+    }
+    let mut layout = Layout::plan(input, shard_output.as_deref().unwrap_or(output))?;
     let key_file = match (&args.key_file, args.generate_keys) {
         (Some(path), _) => Some(path.clone()),
         (None, true) => Some(layout.default_key_file().ok_or_else(|| {
@@ -297,9 +351,40 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     };
     let keys = deid::keys::resolve(&mut config, &key_options)
         .map_err(|error| Failure::usage(error.to_string()))?;
+    let key_id = config.key_id();
     for note in keys.notes() {
         eprintln!("haven: {note}");
     }
+    let shard_plan = match (shard, &shard_output) {
+        (Some(spec), Some(folder)) => {
+            let plan = shard::Plan {
+                configuration: configuration.clone(),
+                config_sha256,
+                key_id,
+                count: spec.count,
+                inputs: layout
+                    .jobs()
+                    .iter()
+                    .map(|job| (job.name.clone(), job.size.unwrap_or(0)))
+                    .collect(),
+            };
+            if shard::already_done(folder, &plan, spec)? {
+                eprintln!(
+                    "haven: shard {} of {} is already done in {}",
+                    spec.index,
+                    spec.count,
+                    folder.display()
+                );
+                return Ok(Status::Success);
+            }
+            fs::create_dir_all(folder).map_err(|error| {
+                Failure::output(format!("cannot create {}: {error}", folder.display()))
+            })?;
+            shard::assign(layout.jobs_mut(), spec)?;
+            Some((spec, folder, plan))
+        }
+        _ => None,
+    };
     let mut engine = Engine::new(config).map_err(|error| Failure::usage(error.to_string()))?;
     if let Some(seed) = args.seed {
         engine = engine.with_seed(seed);
@@ -365,9 +450,48 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
         _ => None,
     };
     summary.print(started.elapsed(), monitor.bytes_read(), written);
+    if let Some((spec, folder, plan)) = &shard_plan {
+        let summary_name = match &summary_target {
+            Some(Target::File { path, .. }) => path.file_name().map(|n| n.to_string_lossy()),
+            _ => None,
+        };
+        shard::mark_done(
+            folder,
+            plan,
+            *spec,
+            summary_name.as_deref().unwrap_or_default(),
+        )?;
+        eprintln!(
+            "haven: shard {} of {} done; once all {} are, run: haven deid --commit {} \
+             --shard-count {}",
+            spec.index,
+            spec.count,
+            spec.count,
+            output.display(),
+            spec.count
+        );
+    }
     Ok(if totals.invalid_count > 0 {
         Status::Skipped
     } else {
         Status::Success
     })
+}
+
+/// `--commit OUTPUT --shard-count N`: joins the shards into OUTPUT with a manifest.
+fn commit(output: &Path, count: u32) -> Result<Status, Failure> {
+    match shard::commit(output, count)? {
+        shard::Committed::Published { files, resources } => eprintln!(
+            "haven: committed {count} shards into {}: {files} files, {resources} resources; \
+             manifest {}",
+            output.display(),
+            output.join(shard::MANIFEST).display()
+        ),
+        shard::Committed::AlreadyCommitted => eprintln!(
+            "haven: {} is already committed ({}); nothing to do",
+            output.display(),
+            shard::MANIFEST
+        ),
+    }
+    Ok(Status::Success)
 }

@@ -29,6 +29,15 @@ pub(super) enum Input {
     Ndjson(PathBuf),
     /// A JSON file holding one resource or a Bundle.
     Json(PathBuf),
+    /// The lines of a plain NDJSON file that start in the byte range `start..end` (a shard).
+    Part {
+        /// The file.
+        path: PathBuf,
+        /// The range's first byte.
+        start: u64,
+        /// The byte after the range.
+        end: u64,
+    },
 }
 
 /// Where a job's output goes.
@@ -244,6 +253,11 @@ impl Layout {
     /// The jobs, in the order they run.
     pub(super) fn jobs(&self) -> &[Job] {
         &self.jobs
+    }
+
+    /// The jobs, to keep a shard's share of them (before [`Layout::prepare`]).
+    pub(super) fn jobs_mut(&mut self) -> &mut Vec<Job> {
+        &mut self.jobs
     }
 
     /// Files of the input folder that are not `.json`, `.ndjson` or `.ndjson.gz`.

@@ -259,6 +259,11 @@ impl Run<'_> {
                     job,
                     &mut totals,
                 ),
+                Input::Part { path, start, end } => self.stream(
+                    super::shard::open_part(path, &job.name, *start, *end)?,
+                    job,
+                    &mut totals,
+                ),
                 Input::Json(_) => continue,
             };
             stream?;
