@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# How `haven deid --shard I/N` scales: PATIENTS synthetic patients de-identified with the
-# safe-harbor preset by one unsharded run (the baseline), by 1 shard, and by 2 shards running
-# at once, each sharded run followed by its --commit. Prints seconds, resources/s and the ratio
-# of each run's throughput to the baseline's, all measured in this run.
+# How `haven deid --shard I/N` scales from 1 to 2 processes: PATIENTS synthetic patients
+# de-identified with the safe-harbor preset, every process on one worker thread (as one core of
+# a cluster would run it): one unsharded run (the baseline), 1 shard, and 2 shards running at
+# once, each sharded run followed by its --commit; then, for reference, one unsharded run on
+# every core. Prints seconds, resources/s and the ratio of each run's throughput to the
+# baseline's, all measured in this run, and checks that the sharded output is the unsharded one.
 #
 # Usage: scripts/bench-deid-shards.sh [PATIENTS]      (default 10000)
 # HAVEN=path/to/haven uses that binary instead of building the release one.
@@ -31,23 +33,25 @@ row() { # name seconds baseline-seconds
 }
 
 start=$(now)
-"$haven" deid "$work/in" "$work/single" 2>/dev/null
+"$haven" deid --threads 1 "$work/in" "$work/single" 2>/dev/null
 base=$(echo "$(now) - $start" | bc -l)
-row "unsharded (baseline)" "$base" "$base"
+row "unsharded, 1 thread (baseline)" "$base" "$base"
 
 for shards in 1 2; do
   out="$work/sharded-$shards"
   start=$(now)
   pids=()
   for ((i = 0; i < shards; i++)); do
-    "$haven" deid --shard "$i/$shards" "$work/in" "$out" 2>/dev/null &
+    "$haven" deid --threads 1 --shard "$i/$shards" "$work/in" "$out" 2>/dev/null &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
   "$haven" deid --commit "$out" --shard-count "$shards" 2>/dev/null
   seconds=$(echo "$(now) - $start" | bc -l)
-  row "$shards shard(s) at once + commit" "$seconds" "$base"
+  row "$shards shard(s) of 1 thread at once + commit" "$seconds" "$base"
   cmp -s <(cat "$work"/single/*.ndjson) <(cat "$out"/*.ndjson) \
     || { echo "  the sharded output differs from the unsharded output" >&2; exit 1; }
 done
-echo "  (each shard uses every core by default; on one machine 2 shards share the same cores)"
+start=$(now)
+"$haven" deid "$work/in" "$work/all-cores" 2>/dev/null
+row "unsharded, every core (reference)" "$(echo "$(now) - $start" | bc -l)" "$base"
