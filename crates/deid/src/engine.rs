@@ -283,6 +283,16 @@ fn compile_rule<'r>(
     ))
 }
 
+/// An element a rule acted on, from [`Engine::deidentify_traced`]: the first rule that selects
+/// an element (or one of its ancestors) owns it, and later rules leave it alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    /// The element's JSON Pointer in the resource as it came in (`/name/0/family`).
+    pub pointer: String,
+    /// The rule's index in [`Config::rules`].
+    pub rule: usize,
+}
+
 /// Per-call state: counts, the random stream, the patient owners for scope `patient`.
 struct Run<'c> {
     ctx: &'c Context<'c>,
@@ -292,9 +302,21 @@ struct Run<'c> {
     rng: Option<StdRng>,
     owners: HashMap<String, String>,
     today: Today,
+    /// The elements each rule acted on, when tracing.
+    trace: Option<Vec<Touched>>,
 }
 
 impl Run<'_> {
+    /// Records that `rule` acted on the element at `node`, when tracing.
+    fn touch(&mut self, rule: &CompiledRule, scope: &Scope<'_>, node: u32) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(Touched {
+                pointer: pointer(&join(scope.at, scope.tree.location(node))),
+                rule: rule.index,
+            });
+        }
+    }
+
     fn count(&mut self, method: &CompiledMethod) {
         self.nodes[method.slot()] += 1;
     }
@@ -444,6 +466,28 @@ impl Engine {
     /// `{"resourceType": …, "meta": {"security": [REDACTED]}}` and counts it as skipped; every
     /// other failure is returned.
     pub fn deidentify(&self, resource: &mut Value, ctx: &Context<'_>) -> Result<Summary> {
+        self.deidentify_with(resource, ctx, None)
+            .map(|(summary, _)| summary)
+    }
+
+    /// [`Engine::deidentify`], also returning the elements each rule acted on, in the order
+    /// they were processed (for a preview that names the rule behind each change; slower, as
+    /// it builds a pointer per element).
+    pub fn deidentify_traced(
+        &self,
+        resource: &mut Value,
+        ctx: &Context<'_>,
+    ) -> Result<(Summary, Vec<Touched>)> {
+        self.deidentify_with(resource, ctx, Some(Vec::new()))
+            .map(|(summary, trace)| (summary, trace.unwrap_or_default()))
+    }
+
+    fn deidentify_with(
+        &self,
+        resource: &mut Value,
+        ctx: &Context<'_>,
+        trace: Option<Vec<Touched>>,
+    ) -> Result<(Summary, Option<Vec<Touched>>)> {
         let mut run = Run {
             ctx,
             summary: Summary::default(),
@@ -451,6 +495,7 @@ impl Engine {
             rng: None,
             owners: HashMap::new(),
             today: self.today.unwrap_or_else(Today::now),
+            trace,
         };
         if self.config.parameters.date_shift_scope == DateShiftScope::Patient {
             run.owners = patient_owners(resource);
@@ -470,12 +515,13 @@ impl Engine {
                     "resourceType": resource_type,
                     "meta": {"security": [labels::coding(Operation::Redact)]}
                 });
-                return Ok(summary);
+                return Ok((summary, run.trace));
             }
             Err(e) => return Err(e),
         }
         prune(resource);
-        Ok(run.finish())
+        let trace = run.trace.take();
+        Ok((run.finish(), trace))
     }
 
     /// De-identifies NDJSON lines (each one resource; a trailing `\r` is ignored), in parallel,
@@ -625,6 +671,7 @@ impl Engine {
         edits: &mut Vec<(u32, Option<Value>)>,
         run: &mut Run<'_>,
     ) -> Result<()> {
+        run.touch(rule, scope, node);
         if scope.tree.nodes[node as usize].primitive
             && let Some(text) = values[node as usize].and_then(value_str)
             && !text.is_empty()
@@ -758,6 +805,7 @@ impl Engine {
         root: &mut Value,
         run: &mut Run<'_>,
     ) -> Result<()> {
+        run.touch(rule, scope, node);
         self.process_node(rule, node, scope, root, run)?;
         scope.visited[node as usize] = true;
         let children: Vec<u32> = scope.tree.children(node).collect();

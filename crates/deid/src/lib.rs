@@ -27,7 +27,7 @@ mod summary;
 mod tree;
 
 pub use config::Config;
-pub use engine::{Batch, Context, Engine};
+pub use engine::{Batch, Context, Engine, Touched};
 pub use error::{Error, Result};
 pub use methods::Today;
 pub use summary::Summary;

@@ -35,6 +35,7 @@ enum Command {
     Validate(commands::validate::Args),
     Clients(commands::clients::Args),
     Keys(commands::keys::Args),
+    Operators(commands::operators::Args),
 }
 
 impl Command {
@@ -52,6 +53,7 @@ impl Command {
             Command::Validate(args) => commands::validate::run(&args),
             Command::Clients(args) => commands::clients::run(&args),
             Command::Keys(args) => commands::keys::run(&args),
+            Command::Operators(args) => commands::operators::run(&args),
         }
     }
 }

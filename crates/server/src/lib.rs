@@ -134,6 +134,13 @@ impl AppState {
 /// The whole application: the REST API and the export operations under `/fhir`, gzip when
 /// the client accepts it, the body size limit, and request logging.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes beside the FHIR API (the web dashboard): they share the
+/// listener, the body limit, gzip and request logging, but not the bearer-token check, so
+/// they must guard themselves. Their paths must not start with `/fhir`.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     let limit = state.config.max_body_bytes;
     rest::routes()
         .merge(export::routes())
@@ -141,10 +148,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(rest::no_route)
         .layer(middleware::from_fn_with_state(state.clone(), auth::enforce))
         .method_not_allowed_fallback(rest::method_not_allowed)
+        .with_state(state)
+        .merge(extra)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn(log_request))
-        .with_state(state)
 }
 
 /// Logs method, path (never the query), status and duration.
@@ -167,6 +175,7 @@ async fn log_request(request: Request, next: Next) -> Response {
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: AppState,
+    extra: Router,
 }
 
 impl Server {
@@ -185,7 +194,17 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{address}/fhir"));
         let state = AppState::new(store, config, &base_url);
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            state,
+            extra: Router::new(),
+        })
+    }
+
+    /// Adds routes served beside the FHIR API on the same listener (see [`router_with`]).
+    pub fn mount(&mut self, routes: Router) {
+        let extra = std::mem::take(&mut self.extra);
+        self.extra = extra.merge(routes);
     }
 
     /// The address the server listens on.
@@ -209,7 +228,7 @@ impl Server {
             tracing::error!(%error, "could not resume unfinished export jobs");
         }
         self.state.auth.warn_if_open();
-        let app = router(self.state);
+        let app = router_with(self.state, self.extra);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -52,7 +52,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 pub use error::{Error, Result};
-pub use report::{Check, EXAMPLES_PER_GROUP, Finding, FindingGroup, Report, Status};
+pub use report::{Check, EXAMPLES_PER_GROUP, Finding, FindingGroup, LATEST_KEY, Report, Status};
 pub use source::{MIN_VALUE_CHARS, SourceStats, SourceValues, Vocabulary};
 
 use inventory::{Inventory, RunFiles};

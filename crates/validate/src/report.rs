@@ -7,6 +7,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+/// The key under which [`Report::save`] keeps the latest report in the lake.
+pub const LATEST_KEY: &str = "_haven/validation/latest.json";
+
 /// How many findings of one group (a kind, a reference pair, a table) are listed with their
 /// location; the rest are counted.
 pub const EXAMPLES_PER_GROUP: usize = 10;
@@ -134,6 +137,15 @@ impl Report {
         serde_json::to_string_pretty(self).expect("the report serializes")
     }
 
+    /// Saves the report as JSON under [`LATEST_KEY`] in the lake (one atomic put, replacing
+    /// the last one), where the dashboard shows it.
+    pub fn save(&self, lake: &lake::Destination) -> crate::Result<()> {
+        let mut bytes = self.to_json().into_bytes();
+        bytes.push(b'\n');
+        lake.put(LATEST_KEY, bytes)?;
+        Ok(())
+    }
+
     /// The readable pass/fail report.
     pub fn summary(&self) -> String {
         let mut out = String::new();
@@ -179,5 +191,33 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod save_tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_report_replaces_the_last_one_under_the_latest_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake::Destination::open(dir.path().to_str().unwrap()).unwrap();
+        let mut report = Report {
+            lake: "file:///lake".into(),
+            deid: None,
+            safe_harbor: false,
+            runs: vec!["r1".into()],
+            resources: 3,
+            bytes: 100,
+            checks: vec![Check::new("counts")],
+            passed: true,
+        };
+        report.save(&lake).unwrap();
+        report.passed = false;
+        report.save(&lake).unwrap();
+        let saved: serde_json::Value =
+            serde_json::from_slice(&lake.get(LATEST_KEY).unwrap().unwrap()).unwrap();
+        assert_eq!(saved["passed"], false);
+        assert_eq!(saved["checks"][0]["name"], "counts");
     }
 }

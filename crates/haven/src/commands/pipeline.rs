@@ -77,7 +77,7 @@ pub struct RunArgs {
     pub lake: Option<String>,
     /// An object-store option for the lake, overriding the environment
     /// (`azure_storage_account_name=…`, `aws_endpoint=…`, `use_emulator=true`); repeatable.
-    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = super::key_value)]
     pub store_options: Vec<(String, String)>,
     /// Formats to write (comma-separated): ndjson, parquet, delta.
     #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
@@ -329,12 +329,5 @@ impl Observer for Progress {
             Some(bar) => bar.println(format!("haven: {text}")),
             None => eprintln!("haven: {text}"),
         }
-    }
-}
-
-fn key_value(text: &str) -> std::result::Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-        _ => Err("expected KEY=VALUE".to_owned()),
     }
 }

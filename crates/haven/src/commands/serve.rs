@@ -16,7 +16,12 @@ Bundles) and Bulk Data $export (system, Patient and Group) into a folder or obje
 With no --db, the data lives in a SQLite file in the data directory ($HAVEN_HOME, or
 ~/.local/share/haven), created on first start. Exports go to a folder in the same directory
 unless --export-to says otherwise. Logs (RUST_LOG, default info) name requests by method and
-path, never by their query or content.";
+path, never by their query or content.
+
+The web dashboard is at / on the same address: export jobs (kick off, follow, download, cancel),
+the pipeline runs and latest validation report of each --lake, and a de-identification preview.
+Under --auth smart it needs an operator signed in (`haven operators add NAME`); under --auth none
+it is open.";
 
 /// Run the FHIR server.
 #[derive(Debug, clap::Args)]
@@ -48,6 +53,13 @@ pub struct Args {
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub max_body_mib: usize,
+    /// A lake whose pipeline runs and validation report the dashboard shows (a folder,
+    /// az://, s3:// or gs://); repeatable.
+    #[arg(long = "lake", value_name = "DEST")]
+    pub lakes: Vec<String>,
+    /// The dashboard's operators (default: operators.toml in the data directory).
+    #[arg(long, value_name = "FILE")]
+    pub operators: Option<PathBuf>,
 }
 
 /// Haven's data directory: `$HAVEN_HOME`, or `~/.local/share/haven`.
@@ -112,14 +124,23 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     // The last handle on the store is dropped after the runtime: the PostgreSQL client blocks
     // on a runtime of its own when it closes, which is not allowed inside an async context.
     let store: Arc<dyn store::Store> = Arc::from(store);
+    let dashboard_settings = dashboard::DashboardSettings {
+        lakes: args.lakes.clone(),
+        operators_file: Some(super::operators::operators_path(args.operators.as_ref())?),
+        ..dashboard::DashboardSettings::default()
+    };
     let served = runtime.block_on(async {
-        let server = server::Server::bind(config, Arc::clone(&store))
+        let mut server = server::Server::bind(config, Arc::clone(&store))
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let routes = dashboard::router(server.state().clone(), dashboard_settings)
+            .context("cannot start the dashboard")?;
+        server.mount(routes);
         eprintln!(
-            "haven serve: FHIR API at {} (store {})",
+            "haven serve: FHIR API at {} (store {}), dashboard at http://{}/",
             server.state().base_url,
-            shown(&location)
+            shown(&location),
+            server.local_addr()
         );
         server
             .run_until(server::shutdown_signal())

@@ -23,6 +23,7 @@ Validate a lake that `haven pipeline run` wrote (a folder, az://, s3:// or gs://
                  addresses and birth dates, searched for as whole words
 
 Findings name the file, line and element path (JSON Pointer) and the kind, never the value.
+The report is also saved in the lake as _haven/validation/latest.json (the dashboard shows it).
 Exit status: 0 when every check passes, 1 when one fails, 2 when the lake cannot be read.";
 
 /// Check a lake: counts, tables, references and identifiers.
@@ -37,18 +38,11 @@ pub struct Args {
     pub source: Option<PathBuf>,
     /// An object-store option for the lake, overriding the environment
     /// (`azure_storage_account_name=…`, `aws_endpoint=…`, `use_emulator=true`); repeatable.
-    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = super::key_value)]
     pub store_options: Vec<(String, String)>,
     /// Print the report as JSON on standard output.
     #[arg(long)]
     pub json: bool,
-}
-
-fn key_value(text: &str) -> std::result::Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-        _ => Err("expected KEY=VALUE".to_owned()),
-    }
 }
 
 /// Runs `haven validate`.
@@ -67,6 +61,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         },
     )
     .with_context(|| format!("cannot validate {}", args.lake))?;
+    if let Err(error) = report.save(&lake) {
+        eprintln!(
+            "haven validate: could not save the report to {} in the lake: {error}",
+            validate::LATEST_KEY
+        );
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {

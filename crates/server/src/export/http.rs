@@ -133,18 +133,7 @@ async fn start(
     let caller = crate::auth::caller();
     crate::auth::limit_export(caller.as_ref(), &mut request)?;
     let owner = caller.map(|c| c.client_id().to_owned());
-    let id = state
-        .blocking(move |store| {
-            check_patients(store, &mut request)?;
-            let mut job = store.create_job(
-                serde_json::to_value(&request).map_err(|e| FhirError::internal(e.to_string()))?,
-                owner.as_deref(),
-            )?;
-            job.transaction_time = Some(store.transaction_time()?);
-            Ok(store.update_job(&job)?.id)
-        })
-        .await?;
-    spawn(&state, id.clone());
+    let id = launch(&state, request, owner).await?;
     let outcome = operation_outcome(&[Issue::information(
         "informational",
         format!("export job {id} accepted"),
@@ -159,6 +148,28 @@ async fn start(
         headers.insert(header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
+}
+
+/// Checks a resolved request's patients, records the job (owned by `owner`) and starts it;
+/// returns its id.
+pub(super) async fn launch(
+    state: &AppState,
+    mut request: ExportRequest,
+    owner: Option<String>,
+) -> Result<String, FhirError> {
+    let id = state
+        .blocking(move |store| {
+            check_patients(store, &mut request)?;
+            let mut job = store.create_job(
+                serde_json::to_value(&request).map_err(|e| FhirError::internal(e.to_string()))?,
+                owner.as_deref(),
+            )?;
+            job.transaction_time = Some(store.transaction_time()?);
+            Ok(store.update_job(&job)?.id)
+        })
+        .await?;
+    spawn(state, id.clone());
+    Ok(id)
 }
 
 /// Resolves a Group's members and checks `patient` references: unknown patients, and
@@ -290,10 +301,28 @@ async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, FhirError> {
+    if !cancel_job(&state, &id).await? {
+        return Err(no_job(&id));
+    }
+    let outcome = operation_outcome(&[Issue::information(
+        "informational",
+        format!("export job {id} cancelled; its files are removed"),
+    )]);
+    let mut response = (StatusCode::ACCEPTED, outcome.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    Ok(response)
+}
+
+/// Cancels a running job or releases a finished one: its record goes, its files are removed
+/// (by the job's task once it stops, for a running job). `false` when there is no such job.
+pub(super) async fn cancel_job(state: &AppState, id: &str) -> Result<bool, FhirError> {
+    let id = id.to_owned();
     let exports = Arc::clone(&state.exports);
-    let job_id = id.clone();
-    let found = state
+    state
         .blocking(move |store| {
+            let job_id = id;
             let Some(job) = store.get_job(&job_id)? else {
                 return Ok(false);
             };
@@ -319,19 +348,7 @@ async fn cancel(
                 .remove(&job_id);
             Ok(true)
         })
-        .await?;
-    if !found {
-        return Err(no_job(&id));
-    }
-    let outcome = operation_outcome(&[Issue::information(
-        "informational",
-        format!("export job {id} cancelled; its files are removed"),
-    )]);
-    let mut response = (StatusCode::ACCEPTED, outcome.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
-    Ok(response)
+        .await
 }
 
 /// Whether a file name is one a job writes (`Patient-1.ndjson`): no path separators or dots
@@ -345,6 +362,16 @@ fn valid_file_name(file: &str) -> bool {
 async fn download(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
+) -> Result<Response, FhirError> {
+    file_response(&state, id, file).await
+}
+
+/// A completed job's file, streamed from the destination as NDJSON; 404 for a job or file
+/// the manifest does not list.
+pub(super) async fn file_response(
+    state: &AppState,
+    id: String,
+    file: String,
 ) -> Result<Response, FhirError> {
     if !valid_file_name(&file) {
         return Err(FhirError::not_found("no such export file"));

@@ -102,6 +102,21 @@ impl Progress {
         serde_json::from_value(job.progress.clone()).unwrap_or_default()
     }
 
+    /// The share of the work done, from 0 to 1: types finished out of `types` (the deletion
+    /// phase counts as the last step).
+    pub fn fraction(&self, types: usize) -> f64 {
+        let steps = types.max(1) as f64;
+        match self.phase {
+            Phase::Output => (self.type_index as f64 / steps).min(1.0),
+            Phase::Deleted => 1.0 - 0.5 / steps,
+        }
+    }
+
+    /// How many resources were left out with a problem (de-identification failures).
+    pub fn problems(&self) -> u64 {
+        self.problems.len() as u64 + self.more_problems
+    }
+
     /// A short description for `X-Progress` (under 100 characters).
     pub fn describe(&self, types: usize) -> String {
         let resources: u64 = self.output.iter().map(|f| f.count).sum();

@@ -55,6 +55,7 @@
 //! for exports that must agree across restarts. A resource the engine refuses is left out and
 //! named (type and id) in `error[]`.
 
+pub mod admin;
 pub mod filter;
 mod http;
 mod job;
