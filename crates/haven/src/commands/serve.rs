@@ -133,15 +133,16 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let mut server = server::Server::bind(config, Arc::clone(&store))
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let routes = dashboard::router(server.state().clone(), dashboard_settings)
-            .context("cannot start the dashboard")?;
-        server.mount(routes);
+        // The address first: scripts and tests read it from the first line.
         eprintln!(
             "haven serve: FHIR API at {} (store {}), dashboard at http://{}/",
             server.state().base_url,
             shown(&location),
             server.local_addr()
         );
+        let routes = dashboard::router(server.state().clone(), dashboard_settings)
+            .context("cannot start the dashboard")?;
+        server.mount(routes);
         server
             .run_until(server::shutdown_signal())
             .await

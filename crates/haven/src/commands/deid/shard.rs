@@ -606,6 +606,41 @@ mod tests {
     }
 
     #[test]
+    fn lines_keep_their_numbers_across_blank_lines_and_crlf() {
+        let line = |number: u64, text: &str| (number, text.to_string());
+        let crlf = "{\"a\":1}\r\n\r\n{\"b\":2}\r\n{\"c\":3}";
+        let expected = vec![
+            line(1, "{\"a\":1}"),
+            line(3, "{\"b\":2}"),
+            line(4, "{\"c\":3}"),
+        ];
+        assert_eq!(whole(crlf), expected);
+        // A cut in the middle of the second line: the first part owns it (it starts there).
+        assert_eq!(
+            parts("{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n", 2),
+            vec![
+                vec![line(1, "{\"a\":1}"), line(2, "{\"b\":2}")],
+                vec![line(3, "{\"c\":3}")]
+            ]
+        );
+        assert_eq!(parts("", 3), vec![Vec::new(), Vec::new(), Vec::new()]);
+    }
+
+    #[test]
+    fn a_cut_just_after_a_line_end_starts_the_next_part_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.ndjson");
+        fs::write(&path, "ab\ncd\nef").unwrap();
+        let mut file = File::open(&path).unwrap();
+        let starts: Vec<u64> = (0..=9)
+            .map(|offset| line_start(&mut file, offset, 8).unwrap())
+            .collect();
+        assert_eq!(starts, [0, 3, 3, 3, 6, 6, 6, 8, 8, 8]);
+        assert_eq!(newlines_before(&mut file, 6).unwrap(), 2);
+        assert_eq!(newlines_before(&mut file, 8).unwrap(), 2);
+    }
+
+    #[test]
     fn shard_specs_are_checked() {
         assert_eq!(
             ShardSpec::parse("2/5"),
