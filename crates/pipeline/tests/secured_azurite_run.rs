@@ -6,6 +6,8 @@
 //!
 //! This binary holds one test, because it points `AZURITE_BLOB_STORAGE_URL` at its own Azurite.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -18,53 +20,6 @@ use pipeline::{Pipeline, PipelineConfig, Silent};
 use serde_json::Value;
 use server::auth::clients::{Client, KeySource, Registry};
 use server::auth::{AuthConfig, AuthMode};
-
-/// A secured server on a free port, stopped when dropped.
-struct Running {
-    base_url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.runtime.block_on(tokio::task::yield_now());
-    }
-}
-
-fn start_secured(store: Arc<dyn store::Store>, dir: &Path) -> Running {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = server::ServerConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-        export_to: dir.join("exports").display().to_string(),
-        auth: AuthConfig {
-            mode: AuthMode::Smart,
-            clients_file: Some(dir.join("clients.json")),
-            token_lifetime: Duration::from_secs(300),
-        },
-        ..server::ServerConfig::default()
-    };
-    let bound = runtime
-        .block_on(server::Server::bind(config, store))
-        .unwrap();
-    let base_url = format!("http://{}/fhir", bound.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    runtime.spawn(bound.run_until(async {
-        let _ = stopped.await;
-    }));
-    Running {
-        base_url,
-        stop: Some(stop),
-        runtime,
-    }
-}
 
 /// The pipeline configuration: the secured server, safe-harbor, the Azurite lake.
 fn config(server: &str, key: Option<&Path>, lake: &str, dir: &Path, options: &str) -> String {
@@ -143,7 +98,15 @@ fn secured_server_to_a_lake_on_azurite() {
         })
         .unwrap();
     registry.save(&dir.path().join("clients.json")).unwrap();
-    let server = start_secured(Arc::clone(&store), dir.path());
+    let server = common::start(
+        Arc::clone(&store),
+        &dir.path().join("exports"),
+        AuthConfig {
+            mode: AuthMode::Smart,
+            clients_file: Some(dir.path().join("clients.json")),
+            token_lifetime: Duration::from_secs(300),
+        },
+    );
     let lake = "az://lake/covid";
 
     // Without credentials the server refuses, and the lake stays empty.

@@ -3,6 +3,8 @@
 //! patients, deletions, as `synth --update-of` describes them), the next run exports only
 //! what changed since the first run's `transactionTime` and applies the deletions.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -10,48 +12,6 @@ use std::sync::Arc;
 
 use pipeline::{Pipeline, PipelineConfig, Silent};
 use serde_json::Value;
-
-/// A server on a free port, stopped when dropped.
-struct Running {
-    base_url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.runtime.block_on(tokio::task::yield_now());
-    }
-}
-
-fn start(store: Arc<dyn store::Store>, exports: &Path) -> Running {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = server::ServerConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-        export_to: exports.display().to_string(),
-        ..server::ServerConfig::default()
-    };
-    let bound = runtime
-        .block_on(server::Server::bind(config, store))
-        .unwrap();
-    let base_url = format!("http://{}/fhir", bound.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    runtime.spawn(bound.run_until(async {
-        let _ = stopped.await;
-    }));
-    Running {
-        base_url,
-        stop: Some(stop),
-        runtime,
-    }
-}
 
 fn ndjson_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -96,7 +56,11 @@ fn incremental_runs_against_a_live_server() {
         Arc::from(store::open(&dir.path().join("hub.db").display().to_string()).unwrap());
     let files = ndjson_files(&base);
     server::load::load(store.as_ref(), &files, &Default::default(), &mut |_| {}).unwrap();
-    let server = start(Arc::clone(&store), &dir.path().join("exports"));
+    let server = common::start(
+        Arc::clone(&store),
+        &dir.path().join("exports"),
+        Default::default(),
+    );
 
     let lake = dir.path().join("lake");
     let keys = dir.path().join("keys.json");

@@ -70,23 +70,11 @@ pub struct Args {
     #[arg(long)]
     pub post: bool,
     /// A bearer token for the server (default: the HAVEN_TOKEN environment variable).
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", conflicts_with = "client_id")]
     pub token: Option<String>,
-    /// SMART Backend Services: the client id the server registered (with --key).
-    #[arg(long, value_name = "ID", requires = "key", conflicts_with = "token")]
-    pub client_id: Option<String>,
-    /// SMART Backend Services: the private key, PEM or JWK (`haven keys generate`).
-    #[arg(long, value_name = "FILE", requires = "client_id")]
-    pub key: Option<PathBuf>,
-    /// The key id, when it is not the JWK's kid or the key's thumbprint.
-    #[arg(long, requires = "key")]
-    pub kid: Option<String>,
-    /// The scopes to ask for (default: system/*.read).
-    #[arg(long, value_name = "SCOPES", requires = "key")]
-    pub scope: Option<String>,
-    /// The token endpoint (default: discovered).
-    #[arg(long, value_name = "URL", requires = "key")]
-    pub token_url: Option<String>,
+    /// SMART Backend Services sign-in.
+    #[command(flatten)]
+    pub smart: super::SmartArgs,
     /// Downloads at once per host.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
@@ -143,13 +131,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let progress = Arc::new(Progress::new());
     let observer = progress.clone();
     let mut exporter = Exporter::new(options).with_observer(move |event| observer.show(event));
-    if let (Some(client_id), Some(key)) = (&args.client_id, &args.key) {
-        let key = bulk::SigningKey::load(key, args.kid.as_deref())?;
+    let smart = &args.smart;
+    if let (Some(client_id), Some(key)) = (&smart.client_id, &smart.key) {
+        let key = bulk::SigningKey::load(key, smart.kid.as_deref())?;
         let mut credentials = bulk::SmartCredentials::new(client_id, key);
-        if let Some(scope) = &args.scope {
+        if let Some(scope) = &smart.scope {
             credentials.scope.clone_from(scope);
         }
-        credentials.token_url.clone_from(&args.token_url);
+        credentials.token_url.clone_from(&smart.token_url);
         exporter = exporter.with_tokens(Arc::new(bulk::SmartAuth::new(&args.server, credentials)));
     } else if let Some(token) = token {
         exporter = exporter.with_tokens(Arc::new(StaticToken::new(token)));

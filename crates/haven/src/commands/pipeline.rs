@@ -60,18 +60,9 @@ pub struct RunArgs {
     /// Resource types to export (comma-separated).
     #[arg(long = "type", value_name = "TYPES", value_delimiter = ',')]
     pub types: Vec<String>,
-    /// SMART Backend Services: the client id the server registered (with --key).
-    #[arg(long, value_name = "ID", requires = "key")]
-    pub client_id: Option<String>,
-    /// SMART Backend Services: the private key, PEM or JWK (`haven keys generate`).
-    #[arg(long, value_name = "FILE", requires = "client_id")]
-    pub key: Option<PathBuf>,
-    /// The key id, when it is not the JWK's kid or the key's thumbprint.
-    #[arg(long, requires = "key")]
-    pub kid: Option<String>,
-    /// The scopes to ask for (default: system/*.read).
-    #[arg(long, value_name = "SCOPES", requires = "key")]
-    pub scope: Option<String>,
+    /// SMART Backend Services sign-in.
+    #[command(flatten)]
+    pub smart: super::SmartArgs,
     /// The lake: a folder, az://container/prefix, s3://bucket/prefix or gs://bucket/prefix.
     #[arg(long, value_name = "LOCATION")]
     pub lake: Option<String>,
@@ -192,13 +183,14 @@ pub fn configure(args: &RunArgs) -> Result<PipelineConfig> {
     if !args.types.is_empty() {
         config.source.types = args.types.clone();
     }
-    if let (Some(client_id), Some(key)) = (&args.client_id, &args.key) {
+    let smart = &args.smart;
+    if let (Some(client_id), Some(key)) = (&smart.client_id, &smart.key) {
         config.source.auth = Some(pipeline::SmartConfig {
             client_id: client_id.clone(),
             key_file: key.clone(),
-            kid: args.kid.clone(),
-            scope: args.scope.clone(),
-            token_url: None,
+            kid: smart.kid.clone(),
+            scope: smart.scope.clone(),
+            token_url: smart.token_url.clone(),
         });
         config.source.token_env = None;
     }
