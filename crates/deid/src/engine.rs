@@ -536,7 +536,14 @@ impl Engine {
                     sequence: ctx.sequence + i as u64,
                     ..*ctx
                 };
-                match self.deidentify_line(line, &line_ctx) {
+                let done = self
+                    .deidentify_line(line, &line_ctx)
+                    .and_then(|(resource, summary)| {
+                        serde_json::to_string(&resource)
+                            .map(|text| (text, summary))
+                            .map_err(|_| Error::input("", "the result cannot be written as JSON"))
+                    });
+                match done {
                     Ok((text, summary)) => (Ok(text), summary),
                     Err(e) => (Err(e), Summary::default()),
                 }
@@ -550,7 +557,9 @@ impl Engine {
         batch
     }
 
-    fn deidentify_line(&self, line: &[u8], ctx: &Context<'_>) -> Result<(String, Summary)> {
+    /// De-identifies one NDJSON line (a trailing `\r` is ignored; a blank line is an error) and
+    /// returns the resource with what was done. Errors give the position, never the text.
+    pub fn deidentify_line(&self, line: &[u8], ctx: &Context<'_>) -> Result<(Value, Summary)> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::input("", "blank line"));
@@ -563,9 +572,7 @@ impl Engine {
             Error::input("", format!("{what} at column {}", e.column()))
         })?;
         let summary = self.deidentify(&mut resource, ctx)?;
-        let text = serde_json::to_string(&resource)
-            .map_err(|_| Error::input("", "the result cannot be written as JSON"))?;
-        Ok((text, summary))
+        Ok((resource, summary))
     }
 
     /// Applies the plan of one resource (at `at` in `root`), then its nested resources, then

@@ -45,6 +45,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short message for a record's error report: the element path and what is wrong (no
+    /// "invalid input" prefix), never a value.
+    pub fn describe(&self) -> String {
+        match self {
+            Error::Input { element, message } if element.is_empty() => message.clone(),
+            Error::Input { element, message } => format!("element {element}: {message}"),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config(message.into())
     }

@@ -118,15 +118,6 @@ fn resource_kind(resource: &Value) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// An engine error for messages: the element path and what is wrong, never a value.
-fn describe(error: &deid::Error) -> String {
-    match error {
-        deid::Error::Input { element, message } if element.is_empty() => message.clone(),
-        deid::Error::Input { element, message } => format!("element {element}: {message}"),
-        other => other.to_string(),
-    }
-}
-
 /// A JSON parse error for messages: position and kind, never input text.
 fn json_error(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
@@ -365,7 +356,7 @@ impl Run<'_> {
             },
             Err(error) => Outcome::Invalid {
                 kind: Some(kind),
-                error: format!("{}: {}", at(), describe(&error)),
+                error: format!("{}: {}", at(), error.describe()),
             },
         }
     }
