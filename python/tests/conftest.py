@@ -3,7 +3,8 @@ single-machine ``haven deid`` output to compare with.
 
 Environment: ``HAVEN_BIN`` (the ``haven`` binary; required), ``HAVEN_SPARK_ENGINE`` (``spark``
 for classic PySpark ``local[2]``, ``connect`` for Spark Connect ``local[2]``, ``sail`` for an
-in-process Sail server; required for the engine tests).
+in-process Sail server, ``sail-cluster`` for Sail's local cluster mode, with driver and worker
+actors apart; required for the engine tests).
 """
 
 import gzip
@@ -139,8 +140,8 @@ def reference(input_folder, tmp_path_factory):
 @pytest.fixture(scope="session")
 def engine_name() -> str:
     name = os.environ.get("HAVEN_SPARK_ENGINE")
-    if name not in ("spark", "connect", "sail"):
-        pytest.fail("HAVEN_SPARK_ENGINE must be spark, connect or sail")
+    if name not in ("spark", "connect", "sail", "sail-cluster"):
+        pytest.fail("HAVEN_SPARK_ENGINE must be spark, connect, sail or sail-cluster")
     return name
 
 
@@ -160,9 +161,10 @@ def spark(engine_name):
         "spark.driver.bindAddress": "127.0.0.1",
     }
     server = None
-    if engine_name == "sail":
+    if engine_name.startswith("sail"):
         from pysail.spark import SparkConnectServer
 
+        os.environ["SAIL_MODE"] = "local-cluster" if engine_name == "sail-cluster" else "local"
         server = SparkConnectServer("127.0.0.1", 0)
         server.start()
         _, port = server.listening_address

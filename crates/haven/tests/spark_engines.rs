@@ -1,6 +1,6 @@
 //! The haven-spark suite (`python/tests`, pytest) on every engine: classic PySpark `local[2]`
-//! and Spark Connect `local[2]` with the Python in `HAVEN_SPARK_PYTHON`, and Sail with the
-//! Python in `HAVEN_SAIL_PYTHON`, each holding the built `haven-spark` wheel. Every engine's
+//! and Spark Connect `local[2]` with the Python in `HAVEN_SPARK_PYTHON`, and Sail (in its local
+//! and its local-cluster mode) with the Python in `HAVEN_SAIL_PYTHON`, each holding the built `haven-spark` wheel. Every engine's
 //! sorted output must equal this build's `haven deid` output byte for byte. A missing Python
 //! fails the test unless `HAVEN_SKIP_EMULATORS=1`.
 
@@ -52,4 +52,9 @@ fn spark_connect_local() {
 #[test]
 fn sail() {
     suite("HAVEN_SAIL_PYTHON", "sail");
+}
+
+#[test]
+fn sail_local_cluster() {
+    suite("HAVEN_SAIL_PYTHON", "sail-cluster");
 }
