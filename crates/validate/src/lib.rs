@@ -14,7 +14,9 @@
 //! - **identifiers**: every string is scanned for identifier patterns (SSN, phone, email,
 //!   record numbers, street addresses, URLs) and, under the safe-harbor preset, for dates finer
 //!   than a year, 5-digit zips and ages over 89 (see the `scan` module's notes for what is
-//!   skipped: codes and terminology URLs);
+//!   skipped: codes and terminology URLs); so is every text cell of the Parquet view tables
+//!   (free-text patterns, and the zip rule in columns named for zips or postal codes), since a
+//!   ViewDefinition can build new strings;
 //! - **source-values** (given the identified source): the source's exact identifying values,
 //!   as whole words (see [`SourceValues`] for which values and which are left out).
 //!
@@ -56,7 +58,7 @@ pub use report::{Check, EXAMPLES_PER_GROUP, Finding, FindingGroup, LATEST_KEY, R
 pub use source::{MIN_VALUE_CHARS, SourceStats, SourceValues, Vocabulary};
 
 use inventory::{Inventory, RunFiles};
-use read::{ReadError, ndjson_lines, parquet_resources, parquet_rows};
+use read::{ReadError, ndjson_lines, parquet_resources, parquet_rows, parquet_text_cells};
 use scan::Scanner;
 
 /// Lines scanned per parallel batch.
@@ -265,8 +267,9 @@ pub fn validate(dest: &Destination, options: &Options) -> Result<Report> {
         checks.references.findings()
     );
     checks.identifiers.summary = format!(
-        "{} resources scanned{}; {} findings",
+        "{} resources and {} view cells scanned{}; {} findings",
         scanned.resources,
+        scanned.view_cells,
         if safe_harbor {
             " with the safe-harbor rules"
         } else {
@@ -324,6 +327,7 @@ struct Scanned {
     resources: u64,
     bytes: u64,
     references: u64,
+    view_cells: u64,
 }
 
 fn finding(kind: &str, file: &str, line: Option<u64>, detail: &str) -> Finding {
@@ -710,6 +714,27 @@ fn scan_run(
                 let _ = parquet_resources(bytes, |row, text| push(row, text, checks));
             }
             flush(&mut batch, checks);
+        }
+    }
+    for objects in run.files.views.values() {
+        for object in objects {
+            let Some(bytes) = dest.get(&object.key)? else {
+                continue;
+            };
+            // Decoding errors were recorded by pass 1; what decodes is scanned.
+            let _ = parquet_text_cells(bytes, |row, column, value| {
+                scanned.view_cells += 1;
+                let hits = scanner.scan_cell(column, &format!("/{column}"), value);
+                if !hits.is_empty() {
+                    let scan = Scan {
+                        line: row,
+                        hits,
+                        unresolved: Vec::new(),
+                        references: 0,
+                    };
+                    record(checks, &object.key, "", scan, scanned);
+                }
+            });
         }
     }
     Ok(())

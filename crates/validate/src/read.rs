@@ -1,6 +1,6 @@
 //! Reading the lake's files, one at a time and batch by batch: gzip NDJSON line by line,
-//! Parquet footers for row counts, and the `resource` column of Parquet resource tables
-//! row group by row group. Failures are described by position and cause, never by content.
+//! Parquet footers for row counts, the `resource` column of Parquet resource tables and the
+//! text cells of view tables row group by row group. Failures are described by position and cause, never by content.
 
 use std::io::{BufRead, BufReader};
 
@@ -93,4 +93,44 @@ pub(crate) fn parquet_resources(
         }
     }
     Ok(n)
+}
+
+/// Calls `f(row, column, value)` for every non-null text cell of a Parquet view table (string
+/// columns and lists of strings, one call per item), one row group at a time; the rows read.
+pub(crate) fn parquet_text_cells(
+    bytes: Bytes,
+    mut f: impl FnMut(u64, &str, &str),
+) -> Result<u64, ReadError> {
+    let error = |line: Option<u64>, reason: String| ReadError { line, reason };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| error(None, format!("the Parquet footer does not read: {e}")))?
+        .build()
+        .map_err(|e| error(None, format!("cannot read rows: {e}")))?;
+    let mut read = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| error(Some(read + 1), format!("cannot read rows: {e}")))?;
+        let schema = batch.schema();
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            let name = field.name().as_str();
+            if let Some(strings) = column.as_string_opt::<i32>() {
+                for (i, value) in strings.iter().enumerate() {
+                    if let Some(value) = value {
+                        f(read + i as u64 + 1, name, value);
+                    }
+                }
+            } else if let Some(lists) = column.as_list_opt::<i32>() {
+                for (i, list) in lists.iter().enumerate() {
+                    let Some(list) = list else { continue };
+                    let Some(items) = list.as_string_opt::<i32>() else {
+                        break;
+                    };
+                    for value in items.iter().flatten() {
+                        f(read + i as u64 + 1, name, value);
+                    }
+                }
+            }
+        }
+        read += batch.num_rows() as u64;
+    }
+    Ok(read)
 }

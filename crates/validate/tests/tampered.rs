@@ -205,3 +205,69 @@ fn a_lake_without_state_is_an_error_not_a_failure() {
     let error = validate::validate(&dest, &validate::Options::default()).unwrap_err();
     assert!(error.to_string().contains("_haven/state.json"), "{error}");
 }
+
+/// Rewrites the text cell at (`row`, 1-based; `column`) of a Parquet view part.
+fn edit_view_cell(part: &std::path::Path, row: usize, column: &str, value: &str) {
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let bytes = bytes::Bytes::from(std::fs::read(part).unwrap());
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
+    let index = schema.index_of(column).unwrap();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), None).unwrap();
+    let mut seen = 0;
+    for batch in batches {
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        if (seen..seen + batch.num_rows()).contains(&(row - 1)) {
+            let mut cells: Vec<Option<String>> = columns[index]
+                .as_string::<i32>()
+                .iter()
+                .map(|c| c.map(str::to_owned))
+                .collect();
+            cells[row - 1 - seen] = Some(value.to_owned());
+            columns[index] = Arc::new(StringArray::from(cells));
+        }
+        seen += batch.num_rows();
+        writer
+            .write(&RecordBatch::try_new(schema.clone(), columns).unwrap())
+            .unwrap();
+    }
+    writer.close().unwrap();
+    std::fs::write(part, out).unwrap();
+}
+
+#[test]
+fn identifiers_built_into_view_cells_are_found() {
+    let lake = common::lake(6);
+    let part = &common::parts(&lake.lake, "views/patient")[0];
+    edit_view_cell(part, 2, "state", "call 617-555-0123");
+    edit_view_cell(part, 3, "zip3", "02134");
+    let report = common::validate(&lake.lake, None);
+    assert!(!report.passed);
+    let key = common::key(&lake.lake, part);
+    let mut found = common::findings(&report, "identifiers");
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (
+                "phone".to_owned(),
+                key.clone(),
+                Some(2),
+                Some("/state".to_owned())
+            ),
+            ("zip5".to_owned(), key, Some(3), Some("/zip3".to_owned())),
+        ]
+    );
+    common::assert_not_in_output(&report, "617-555-0123");
+    common::assert_not_in_output(&report, "02134");
+    let summary = &report.check("identifiers").unwrap().summary;
+    assert!(summary.contains("view cells scanned"), "{summary}");
+}
