@@ -49,8 +49,13 @@ rm -rf "$WHEELS"
 )
 WHEEL=$(ls "$WHEELS"/haven_spark-*-cp39-abi3-manylinux*2014*.whl)
 # The extension must need no newer glibc than manylinux2014's 2.17.
-NEWEST_GLIBC=$(unzip -p "$WHEEL" 'haven_spark/_deid*.so' >"$WHEELS/_deid.so" &&
-  objdump -T "$WHEELS/_deid.so" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
+python3 - "$WHEEL" "$WHEELS/_deid.so" <<'EOF'
+import sys, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+name = next(n for n in wheel.namelist() if n.startswith("haven_spark/_deid") and n.endswith(".so"))
+open(sys.argv[2], "wb").write(wheel.read(name))
+EOF
+NEWEST_GLIBC=$(objdump -T "$WHEELS/_deid.so" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
 rm -f "$WHEELS/_deid.so"
 echo "wheel: $(basename "$WHEEL") (newest symbol: $NEWEST_GLIBC)" >&2
 case "$NEWEST_GLIBC" in

@@ -59,7 +59,7 @@ pub use source::{MIN_VALUE_CHARS, SourceStats, SourceValues, Vocabulary};
 
 use inventory::{Inventory, RunFiles};
 use read::{ReadError, ndjson_lines, parquet_resources, parquet_rows, parquet_text_cells};
-use scan::Scanner;
+use scan::{CellRule, Scanner, cell_rule};
 
 /// Lines scanned per parallel batch.
 const BATCH_LINES: usize = 2048;
@@ -721,10 +721,20 @@ fn scan_run(
             let Some(bytes) = dest.get(&object.key)? else {
                 continue;
             };
+            // Each column's rule and pointer, decided once per file.
+            let mut columns: Vec<(String, CellRule, String)> = Vec::new();
             // Decoding errors were recorded by pass 1; what decodes is scanned.
             let _ = parquet_text_cells(bytes, |row, column, value| {
                 scanned.view_cells += 1;
-                let hits = scanner.scan_cell(column, &format!("/{column}"), value);
+                let at = columns
+                    .iter()
+                    .position(|(name, ..)| name == column)
+                    .unwrap_or_else(|| {
+                        columns.push((column.to_owned(), cell_rule(column), format!("/{column}")));
+                        columns.len() - 1
+                    });
+                let (_, rule, pointer) = &columns[at];
+                let hits = scanner.scan_cell(*rule, pointer, value);
                 if !hits.is_empty() {
                     let scan = Scan {
                         line: row,

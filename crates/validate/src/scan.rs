@@ -106,6 +106,35 @@ enum Role {
     },
 }
 
+/// How the text cells of a view column are scanned. A view's values come from the resources
+/// already scanned, but a ViewDefinition can build new strings (concatenations, substrings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CellRule {
+    /// The row id column, and columns named for terminology ([`TERMINOLOGY_KEYS`], alone or
+    /// as a `_suffix`: `system`, `code_system`).
+    Skip,
+    /// Columns named for a zip or postal code: the zip rule.
+    Postal,
+    /// Every other column: the free-text patterns.
+    Text,
+}
+
+/// The rule of the view column named `column`.
+pub(crate) fn cell_rule(column: &str) -> CellRule {
+    let lower = column.to_ascii_lowercase();
+    let terminology = TERMINOLOGY_KEYS.iter().any(|key| {
+        let key = key.to_ascii_lowercase();
+        lower == key || lower.ends_with(&format!("_{key}"))
+    });
+    if column == lake::views::RESOURCE_ID_COLUMN || terminology {
+        CellRule::Skip
+    } else if lower.contains("zip") || lower.contains("postal") {
+        CellRule::Postal
+    } else {
+        CellRule::Text
+    }
+}
+
 fn role(site: &Site<'_>) -> Role {
     let parent = site.parent.unwrap_or_default();
     if !parent.is_empty() && fhir::types::is_a(parent, "Coding") {
@@ -154,34 +183,24 @@ impl Scanner<'_> {
         (hits, refs)
     }
 
-    /// Scans one text cell of a view table. A view's values come from the resources already
-    /// scanned, but a ViewDefinition can build new strings (concatenations, substrings), so
-    /// every cell gets the free-text patterns; a column named for a zip or postal code gets
-    /// the zip rule. Skipped: the row id column, and columns named for terminology
-    /// ([`TERMINOLOGY_KEYS`], alone or as a `_suffix`: `system`, `code_system`).
-    pub(crate) fn scan_cell(&self, column: &str, pointer: &str, value: &str) -> Vec<Hit> {
+    /// Scans one text cell of a view table under its column's [`CellRule`].
+    pub(crate) fn scan_cell(&self, rule: CellRule, pointer: &str, value: &str) -> Vec<Hit> {
         let mut hits = Vec::new();
-        let lower = column.to_ascii_lowercase();
-        let terminology = TERMINOLOGY_KEYS.iter().any(|key| {
-            let key = key.to_ascii_lowercase();
-            lower == key || lower.ends_with(&format!("_{key}"))
-        });
-        if column == lake::views::RESOURCE_ID_COLUMN || terminology {
-            return hits;
-        }
-        let postal = lower.contains("zip") || lower.contains("postal");
-        if postal
-            && self.safe_harbor
-            && PATTERNS.zip5.is_match(value)
-            && !PATTERNS.zip3.is_match(value)
-        {
-            hits.push(hit(
-                "zip5",
-                pointer,
-                "a 5-digit zip code (safe-harbor keeps 3 digits)",
-            ));
-        } else {
-            self.text(pointer, value, false, "", &mut hits);
+        match rule {
+            CellRule::Skip => return hits,
+            CellRule::Postal
+                if self.safe_harbor
+                    && PATTERNS.zip5.is_match(value)
+                    && !PATTERNS.zip3.is_match(value) =>
+            {
+                hits.push(hit(
+                    "zip5",
+                    pointer,
+                    "a 5-digit zip code (safe-harbor keeps 3 digits)",
+                ));
+            }
+            CellRule::Postal => {}
+            CellRule::Text => self.text(pointer, value, false, "", &mut hits),
         }
         self.source_values(pointer, value, "", &mut hits);
         hits
