@@ -37,6 +37,9 @@ pub struct ElementDef {
     pub choices: &'static [&'static str],
     /// The target resource types of a Reference or canonical element, else empty.
     pub targets: &'static [&'static str],
+    /// Whether the element must be present (`min` above 0). For a choice base, one of its
+    /// expanded keys must be; expanded choice rows (`valueQuantity`) are never required.
+    pub required: bool,
 }
 
 impl ElementDef {

@@ -244,3 +244,25 @@ fn choice_suffix_capitalises_the_type_code() {
     assert_eq!(choice_suffix("Quantity"), "Quantity");
     assert_eq!(choice_suffix("base64Binary"), "Base64Binary");
 }
+
+#[test]
+fn required_elements_carry_their_minimum_cardinality() {
+    assert!(def("Claim", "created").required);
+    assert!(def("Observation", "code").required);
+    assert!(def("Narrative", "div").required);
+    assert!(def("Extension", "url").required);
+    assert!(
+        def("Provenance.signature", "type").required,
+        "backbone-typed datatype child"
+    );
+    assert!(def("Bundle.entry", "link").required == def("Bundle", "link").required);
+    assert!(!def("Observation", "value").required);
+    assert!(def("Extension", "value").is_choice());
+    assert!(
+        !def("Observation", "valueQuantity").required,
+        "expanded keys never are"
+    );
+    assert!(def("Observation.component", "code").required);
+    assert!(!def("Patient", "birthDate").required);
+    assert!(!def("Resource", "id").required);
+}

@@ -85,10 +85,15 @@ fn element_row(e: &Element, lists: &mut Lists) -> String {
     } else {
         format!("r({path}, {type_code}, {}, {repeats})", lit(&e.children))
     };
-    if e.targets.is_empty() {
+    let base = if e.targets.is_empty() {
         base
     } else {
         format!("t({base}, {})", lists.name(&e.targets))
+    };
+    if e.required {
+        format!("m({base})")
+    } else {
+        base
     }
 }
 
@@ -115,7 +120,7 @@ const fn row(
     children: &'static str,
     repeats: bool,
 ) -> ElementDef {
-    ElementDef { path, name: last_segment(path), type_code, children, repeats, choices: &[], targets: &[] }
+    ElementDef { path, name: last_segment(path), type_code, children, repeats, choices: &[], targets: &[], required: false }
 }
 
 /// An element of a primitive type.
@@ -156,6 +161,11 @@ const fn x(path: &'static str, choices: &'static [&'static str]) -> ElementDef {
 /// A Reference or canonical element with its target resource types.
 const fn t(def: ElementDef, targets: &'static [&'static str]) -> ElementDef {
     ElementDef { targets, ..def }
+}
+
+/// A required element (`min` above 0).
+const fn m(def: ElementDef) -> ElementDef {
+    ElementDef { required: true, ..def }
 }
 
 ";

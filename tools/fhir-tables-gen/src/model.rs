@@ -25,6 +25,8 @@ pub struct Element {
     pub repeats: bool,
     pub choices: Vec<String>,
     pub targets: Vec<String>,
+    /// `min` is above 0 (for a choice base: one of its expanded keys must be present).
+    pub required: bool,
 }
 
 impl Element {
@@ -188,6 +190,7 @@ fn build_elements(
             repeats: src.repeating.contains(path),
             choices: Vec::new(),
             targets: t.targets.clone(),
+            required: src.required.contains(path),
         });
     }
     for (path, suffixes) in &src.choices {
@@ -213,6 +216,7 @@ fn build_elements(
             repeats: src.repeating.contains(path),
             choices,
             targets: Vec::new(),
+            required: src.required.contains(&format!("{path}[x]")),
         });
     }
     for (path, target) in &src.elsewhere {
@@ -237,6 +241,7 @@ fn build_elements(
             repeats: src.repeating.contains(path) || !matches!(max.as_str(), "0" | "1"),
             choices: Vec::new(),
             targets: Vec::new(),
+            required: src.required.contains(path),
         });
     }
     let mut elements: BTreeMap<String, BTreeMap<String, Element>> = BTreeMap::new();

@@ -57,6 +57,9 @@ pub struct Sources {
     pub structures: BTreeMap<String, Structure>,
     /// `max` of every element of the specialisations' snapshots, by path.
     pub max: BTreeMap<String, String>,
+    /// The paths of the specialisations' snapshot elements with `min` above 0 (choice bases
+    /// as `Observation.value[x]`).
+    pub required: BTreeSet<String>,
     /// The SearchParameter bundle, in bundle order.
     pub search: Vec<SearchParameter>,
     /// The Patient compartment: resource type → its parameters (empty: never in it).
@@ -163,6 +166,7 @@ impl Sources {
 
         let mut structures = BTreeMap::new();
         let mut max = BTreeMap::new();
+        let mut required = BTreeSet::new();
         for file in ["profiles-resources.json.gz", "profiles-types.json.gz"] {
             for sd in resources(&read_json(&definitions.join(file))?, file)? {
                 if sd.get("resourceType").and_then(Value::as_str) != Some("StructureDefinition") {
@@ -180,6 +184,11 @@ impl Sources {
                         .and_then(Value::as_array)
                         .with_context(|| format!("{file}: {id} has no snapshot"))?;
                     for element in elements {
+                        if let Some(path) = element.get("path").and_then(Value::as_str)
+                            && element.get("min").and_then(Value::as_u64).unwrap_or(0) > 0
+                        {
+                            required.insert(path.to_owned());
+                        }
                         if let (Some(path), Some(m)) = (
                             element.get("path").and_then(Value::as_str),
                             element.get("max").and_then(Value::as_str),
@@ -242,6 +251,7 @@ impl Sources {
             elsewhere,
             structures,
             max,
+            required,
             search,
             compartment,
         })
