@@ -1,5 +1,6 @@
 //! How fast `safe-harbor` de-identifies Synthea NDJSON, against the floor any tool pays (parse
-//! every line and serialize it again) and against `jq -c .` doing nothing on the same file.
+//! every line and serialize it again) and against `jq -c .` doing nothing on the same file; and
+//! what scrubbing free text costs, on Synthea and on a corpus of long notes.
 //!
 //! Loads the Synthea COVID-19 transaction Bundles in `data/synthea-covid-120` (hospital and
 //! practitioner Bundles first, then patients in name order), writes their entry resources as
@@ -7,7 +8,11 @@
 //! (a) parse + re-serialize, (b) `safe-harbor`, each on 1 thread and on every thread count up to
 //! all cores (rayon, batches of [`BATCH`] lines through [`deid::Engine::deidentify_lines`]), and
 //! (c) `jq -c .` on the NDJSON file (a subprocess, output to `/dev/null`; skipped when `jq` is
-//! absent). The passes of (a) and (b) alternate, [`REPEAT`] of each, so that both see the same
+//! absent), (d) `safe-harbor-strict` (free text removed, not scrubbed), and (e) the floor and
+//! `safe-harbor` on a corpus of long notes: Synthea's notes joined ten at a time with names,
+//! phone numbers and dates planted in them, as DocumentReference attachments and Observation
+//! notes. `safe-harbor` runs with the run's identifiers collected from the lines first, as
+//! `haven deid` does (the collection is timed on its own). The passes of (a) and (b) alternate, [`REPEAT`] of each, so that both see the same
 //! machine load; each figure is the best pass (the one least disturbed by other work on the
 //! machine), and the ratios are also given from the median passes.
 //!
@@ -61,7 +66,22 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let engine = safe_harbor();
+    let identities_started = Instant::now();
+    let mut identities = deid::scrub::Identities::default();
+    for line in &lines {
+        let _ = identities.add_json(line);
+    }
+    let engine = safe_harbor("safe-harbor").with_identities(&identities);
+    println!(
+        "identities: {} values collected and compiled in {:.1} ms ({:.1} MB)",
+        engine.dictionary().len(),
+        identities_started.elapsed().as_secs_f64() * 1e3,
+        engine.dictionary().memory_usage() as f64 / 1e6
+    );
+    let strict = safe_harbor("safe-harbor-strict");
+    let notes = long_notes(&lines, &engine);
+    let note_lines: Vec<&[u8]> = notes.iter().map(Vec::as_slice).collect();
+    let notes_mb = notes.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads: Vec<usize> = (1..=cores).collect();
     let report = |label: &str, time: Duration| {
@@ -74,8 +94,20 @@ fn main() {
         );
     };
 
+    let report_notes = |label: &str, time: Duration| {
+        let s = time.as_secs_f64();
+        println!(
+            "{label:<44} {:>9.1} ms {:>10.0} resources/s {:>7.1} MB/s",
+            s * 1e3,
+            note_lines.len() as f64 / s,
+            notes_mb / s
+        );
+    };
     let mut floor = Vec::new();
     let mut deid = Vec::new();
+    let mut strict_times = Vec::new();
+    let mut notes_floor = Vec::new();
+    let mut notes_deid = Vec::new();
     for &n in &threads {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -86,10 +118,32 @@ fn main() {
             || pool.install(|| reserialize(&lines)),
             || pool.install(|| deidentify(&engine, &lines)),
         );
+        let (_, st) = alternate(
+            repeat,
+            || {},
+            || pool.install(|| deidentify(&strict, &lines)),
+        );
+        let (nf, nd) = alternate(
+            repeat,
+            || pool.install(|| reserialize(&note_lines)),
+            || pool.install(|| deidentify(&engine, &note_lines)),
+        );
         report(&format!("(a) parse + re-serialize, {n} thread(s)"), f.best);
         report(&format!("(b) safe-harbor, {n} thread(s)"), d.best);
+        report(&format!("(d) safe-harbor-strict, {n} thread(s)"), st.best);
+        report_notes(
+            &format!("(e) long notes: parse + re-serialize, {n}"),
+            nf.best,
+        );
+        report_notes(
+            &format!("(e) long notes: safe-harbor, {n} thread(s)"),
+            nd.best,
+        );
         floor.push(f);
         deid.push(d);
+        strict_times.push(st);
+        notes_floor.push(nf);
+        notes_deid.push(nd);
     }
     let jq = jq_time(&ndjson, repeat);
     match jq {
@@ -120,9 +174,24 @@ fn main() {
             floor[0].best.as_secs_f64() / floor[i].best.as_secs_f64(),
         );
     }
+    println!();
     println!(
-        "targets: (b)/(a) <= 2.00x; (b) faster than jq. Best of {repeat} alternating passes \
-         (med: ratio of the medians); total {:.1} s",
+        "{:>8} {:>12} {:>16} {:>16}",
+        "threads", "(d)/(a)", "notes (e) ratio", "notes (e) med"
+    );
+    for (i, &n) in threads.iter().enumerate() {
+        println!(
+            "{n:>8} {:>11.2}x {:>15.2}x {:>15.2}x",
+            strict_times[i].best.as_secs_f64() / floor[i].best.as_secs_f64(),
+            notes_deid[i].best.as_secs_f64() / notes_floor[i].best.as_secs_f64(),
+            notes_deid[i].median.as_secs_f64() / notes_floor[i].median.as_secs_f64(),
+        );
+    }
+    println!(
+        "{} long-note resources, {notes_mb:.1} MB. targets: (b)/(a) <= 2.50x with scrubbing; \
+         (b) faster than jq. Best of {repeat} alternating passes (med: ratio of the medians); \
+         total {:.1} s",
+        note_lines.len(),
         started.elapsed().as_secs_f64()
     );
     if smoke {
@@ -130,10 +199,10 @@ fn main() {
     }
 }
 
-/// The `safe-harbor` preset with fixed keys.
-fn safe_harbor() -> Engine {
+/// A preset with fixed keys.
+fn safe_harbor(preset: &str) -> Engine {
     let mut config =
-        Config::from_json(deid::presets::preset("safe-harbor").expect("the preset")).expect("ok");
+        Config::from_json(deid::presets::preset(preset).expect("the preset")).expect("ok");
     config
         .set_key(KeyKind::CryptoHash, "bench-hash-key")
         .expect("a hash key");
@@ -174,6 +243,62 @@ fn deidentify(engine: &Engine, lines: &[&[u8]]) {
         }
         black_box(out);
     }
+}
+
+/// A corpus of long notes: Synthea's decoded notes joined ten at a time, with names and
+/// numbers of the run's people planted (a patient's name, a phone number, a record number, a
+/// date in two spellings and a third person's name), each note as a DocumentReference
+/// attachment and as an Observation note. Checks that `engine` scrubs the planted name.
+fn long_notes(lines: &[&[u8]], engine: &Engine) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut notes: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for line in lines {
+        let value: serde_json::Value = serde_json::from_slice(line).expect("valid JSON");
+        if value["resourceType"] == "Patient"
+            && let Some(given) = value["name"][0]["given"][0].as_str()
+        {
+            names.push(format!(
+                "{given} {}",
+                value["name"][0]["family"].as_str().unwrap_or("")
+            ));
+        }
+        if let Some(data) = value["content"][0]["attachment"]["data"].as_str()
+            && let Ok(text) = b64.decode(data)
+        {
+            notes.push(String::from_utf8_lossy(&text).into_owned());
+        }
+    }
+    let mut out = Vec::new();
+    for (i, chunk) in notes.chunks(10).enumerate() {
+        let name = &names[i % names.len().max(1)];
+        let mut text = chunk.join("\n");
+        text.push_str(&format!(
+            "\nSeen with {name} on 03/04/2021 (March 4th, 2021); call 617-555-{:04} or MRN: \
+             QX{i:06}. Reported by her neighbour Wilhelmina Thistlewood.\n",
+            i % 10_000
+        ));
+        let document = serde_json::json!({
+            "resourceType": "DocumentReference", "id": format!("note-{i}"), "status": "current",
+            "content": [{"attachment": {"contentType": "text/plain", "data": b64.encode(&text)}}]
+        });
+        let observation = serde_json::json!({
+            "resourceType": "Observation", "id": format!("obs-note-{i}"), "status": "final",
+            "code": {"text": "note"}, "note": [{"text": text}]
+        });
+        out.push(serde_json::to_vec(&document).expect("serializable"));
+        out.push(serde_json::to_vec(&observation).expect("serializable"));
+    }
+    if let Some(first) = out.get(1) {
+        let batch = engine.deidentify_lines(&[first.as_slice()], &Context::default());
+        let scrubbed = batch.lines[0].as_ref().expect("a long note de-identifies");
+        assert!(
+            scrubbed.contains("[NAME]") && !scrubbed.contains("Thistlewood"),
+            "the planted names are scrubbed"
+        );
+    }
+    out
 }
 
 /// The best and the median time of a pass.

@@ -71,6 +71,9 @@ pub enum Method {
     Perturb(PerturbSettings),
     /// Replace values by the first matching case's value.
     Generalize(GeneralizeSettings),
+    /// Haven: keep free text but replace every identifier found in it by a typed placeholder
+    /// (`[NAME]`, `[PHONE]`, …), dates by their year or shifted (see [`ScrubSettings`]).
+    Scrub,
 }
 
 impl Method {
@@ -85,6 +88,7 @@ impl Method {
             Method::Substitute { .. } => "substitute",
             Method::Perturb(_) => "perturb",
             Method::Generalize(_) => "generalize",
+            Method::Scrub => "scrub",
         }
     }
 }
@@ -124,6 +128,45 @@ pub enum OtherValues {
     /// Remove the value (the default).
     Redact,
     /// Leave it.
+    Keep,
+}
+
+/// Haven's `scrubLayers`, `scrubDates` and `scrubKeep` parameters: how the `scrub` method
+/// finds identifiers in free text and what it writes for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrubSettings {
+    /// `scrubLayers`: the detectors that run (default `["record", "patterns"]`; `"names"` adds
+    /// the name lexicon).
+    pub layers: scrub::Layers,
+    /// `scrubDates`: what dates found in text become.
+    pub dates: ScrubDates,
+    /// `scrubKeep`: kinds left as written (`date`, `zip`, `city`, `age` in a limited data set).
+    pub keep: Vec<scrub::Kind>,
+}
+
+impl Default for ScrubSettings {
+    fn default() -> ScrubSettings {
+        ScrubSettings {
+            layers: scrub::Layers {
+                record: true,
+                patterns: true,
+                names: false,
+            },
+            dates: ScrubDates::Year,
+            keep: Vec::new(),
+        }
+    }
+}
+
+/// `scrubDates`: what a date found in free text becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScrubDates {
+    /// Its year (Safe Harbor), or `[DATE]` without one (the default).
+    #[default]
+    Year,
+    /// Shifted by the resource's date-shift offset, as `dateShift` shifts its dates.
+    Shift,
+    /// Left as written.
     Keep,
 }
 
@@ -168,6 +211,8 @@ pub struct Parameters {
     /// only the id, so `urn:uuid:` references still point at their entries. Off by default (the
     /// original hashes such values whole); other tools ignore the key.
     pub enable_reference_hash_for_uris: bool,
+    /// Haven's settings of the `scrub` method.
+    pub scrub: ScrubSettings,
 }
 
 /// A key a configuration may need.
@@ -275,11 +320,11 @@ impl Config {
         let p = &self.parameters;
         let mut missing: Vec<(KeyKind, usize)> = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
+            let no_date_shift_key =
+                p.date_shift_key.is_none() && p.date_shift_fixed_offset_in_days.is_none();
             let kind = match rule.method {
-                Method::DateShift
-                    if p.date_shift_key.is_none()
-                        && p.date_shift_fixed_offset_in_days.is_none() =>
-                {
+                Method::DateShift if no_date_shift_key => KeyKind::DateShift,
+                Method::Scrub if no_date_shift_key && p.scrub.dates == ScrubDates::Shift => {
                     KeyKind::DateShift
                 }
                 Method::CryptoHash if p.crypto_hash_key.is_none() => KeyKind::CryptoHash,
@@ -408,13 +453,14 @@ fn parse_rule(index: usize, rule: &Value) -> Result<Rule> {
         },
         "perturb" => Method::Perturb(parse_perturb(obj).map_err(|m| err(&m))?),
         "generalize" => Method::Generalize(parse_generalize(obj).map_err(|m| err(&m))?),
+        "scrub" => Method::Scrub,
         _ => {
             return Err(Error::rule_config(
                 index,
                 &path,
                 format!(
                     "unknown method `{method_name}` (expected keep, redact, dateShift, cryptoHash, \
-                     encrypt, substitute, perturb or generalize)"
+                     encrypt, substitute, perturb, generalize or scrub)"
                 ),
             ));
         }
@@ -584,5 +630,67 @@ fn parse_parameters(p: &Map<String, Value>) -> Result<Parameters> {
         enable_partial_zip_codes_for_redact: bool_param(p, "enablePartialZipCodesForRedact")?,
         restricted_zip_code_tabulation_areas,
         enable_reference_hash_for_uris: bool_param(p, "enableReferenceHashForUris")?,
+        scrub: parse_scrub(p)?,
     })
+}
+
+/// A list of names given as a JSON array of strings, each read by `read`.
+fn name_list<T>(
+    p: &Map<String, Value>,
+    key: &str,
+    what: &str,
+    read: impl Fn(&str) -> Option<T>,
+) -> Result<Option<Vec<T>>> {
+    match p.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .and_then(&read)
+                    .ok_or_else(|| Error::config(format!("parameters.{key} must list {what}")))
+            })
+            .collect::<Result<Vec<T>>>()
+            .map(Some),
+        Some(_) => Err(Error::config(format!(
+            "parameters.{key} must be an array of {what}"
+        ))),
+    }
+}
+
+fn parse_scrub(p: &Map<String, Value>) -> Result<ScrubSettings> {
+    let mut settings = ScrubSettings::default();
+    if let Some(layers) = name_list(
+        p,
+        "scrubLayers",
+        "record, patterns or names",
+        scrub::Layer::from_name,
+    )? {
+        settings.layers = scrub::Layers {
+            record: layers.contains(&scrub::Layer::Record),
+            patterns: layers.contains(&scrub::Layer::Pattern),
+            names: layers.contains(&scrub::Layer::Lexicon),
+        };
+    }
+    settings.dates = match p.get("scrubDates") {
+        None | Some(Value::Null) => ScrubDates::Year,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("year") => ScrubDates::Year,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("shift") => ScrubDates::Shift,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("keep") => ScrubDates::Keep,
+        Some(_) => {
+            return Err(Error::config(
+                "parameters.scrubDates must be year, shift or keep",
+            ));
+        }
+    };
+    let kinds = scrub::Kind::ALL.map(scrub::Kind::name).join(", ");
+    if let Some(keep) = name_list(
+        p,
+        "scrubKeep",
+        &format!("kinds ({kinds})"),
+        scrub::Kind::from_name,
+    )? {
+        settings.keep = keep;
+    }
+    Ok(settings)
 }

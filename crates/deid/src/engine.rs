@@ -16,6 +16,7 @@
 //! reads a value that an earlier rule changed, and the result is the same.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use fhirpath::{Environment, Expression, Item, Step};
 use rand::SeedableRng;
@@ -24,7 +25,9 @@ use rayon::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use crate::config::{Config, DateShiftScope, Method, PerturbSettings, ProcessingErrors};
+use crate::config::{
+    Config, DateShiftScope, Method, PerturbSettings, ProcessingErrors, ScrubDates,
+};
 use crate::error::{Error, Result};
 use crate::json::{pointer, prune, resolve, resolve_mut};
 use crate::labels;
@@ -33,7 +36,7 @@ use crate::methods::generalize::{self, Cases, Generalized};
 use crate::methods::perturb::{self, NumberKind, QUANTITY_TYPES};
 use crate::methods::redact::{self, Redaction, Target};
 use crate::methods::{
-    Operation, Today, crypto_hash, encrypt, keep, substitute, value_str, value_text,
+    Operation, Today, crypto_hash, encrypt, free_text, keep, substitute, value_str, value_text,
 };
 use crate::select::{self, Index, SlotTable, TreePath};
 use crate::summary::Summary;
@@ -49,6 +52,10 @@ pub struct Engine {
     types: SlotTable,
     names: SlotTable,
     hasher: crypto_hash::Hasher,
+    /// The free-text scrubber of the `scrub` method, over the run's identifiers.
+    scrubber: Arc<scrub::Scrubber>,
+    /// Some rule uses `scrub`.
+    scrubs: bool,
     today: Option<Today>,
     seed: Option<u64>,
 }
@@ -152,10 +159,11 @@ enum CompiledMethod {
     Substitute(Value),
     Perturb(PerturbSettings),
     Generalize(Cases),
+    Scrub,
 }
 
 /// The method names, by [`CompiledMethod::slot`].
-const METHOD_NAMES: [&str; 8] = [
+const METHOD_NAMES: [&str; 9] = [
     "keep",
     "redact",
     "dateShift",
@@ -164,6 +172,7 @@ const METHOD_NAMES: [&str; 8] = [
     "substitute",
     "perturb",
     "generalize",
+    "scrub",
 ];
 
 impl CompiledMethod {
@@ -178,6 +187,7 @@ impl CompiledMethod {
             CompiledMethod::Substitute(_) => 5,
             CompiledMethod::Perturb(_) => 6,
             CompiledMethod::Generalize(_) => 7,
+            CompiledMethod::Scrub => 8,
         }
     }
 }
@@ -271,6 +281,7 @@ fn compile_rule<'r>(
                 other_values: g.other_values,
             })
         }
+        Method::Scrub => CompiledMethod::Scrub,
     };
     Ok((
         CompiledRule {
@@ -291,6 +302,9 @@ pub struct Touched {
     pub pointer: String,
     /// The rule's index in [`Config::rules`].
     pub rule: usize,
+    /// For `scrub`: what was replaced in the element's text (byte ranges in the text as it came
+    /// in, with kind and layer).
+    pub spans: Vec<scrub::Span>,
 }
 
 /// Per-call state: counts, the random stream, the patient owners for scope `patient`.
@@ -298,12 +312,15 @@ struct Run<'c> {
     ctx: &'c Context<'c>,
     summary: Summary,
     /// Values processed per method, by [`CompiledMethod::slot`] (added to `summary` at the end).
-    nodes: [u64; 8],
+    nodes: [u64; 9],
     rng: Option<StdRng>,
     owners: HashMap<String, String>,
     today: Today,
     /// The elements each rule acted on, when tracing.
     trace: Option<Vec<Touched>>,
+    /// The identifiers of the outermost resource itself (its people, its contained people,
+    /// a Bundle's entries), for `scrub`.
+    local: Option<scrub::Dictionary>,
 }
 
 impl Run<'_> {
@@ -313,6 +330,7 @@ impl Run<'_> {
             trace.push(Touched {
                 pointer: pointer(&join(scope.at, scope.tree.location(node))),
                 rule: rule.index,
+                spans: Vec::new(),
             });
         }
     }
@@ -423,6 +441,13 @@ impl Engine {
                 .as_deref()
                 .unwrap_or_default(),
         );
+        let scrubs = rules
+            .iter()
+            .any(|r| matches!(r.method, CompiledMethod::Scrub));
+        let scrubber = Arc::new(free_text::scrubber(
+            &config.parameters.scrub,
+            scrub::Dictionary::default(),
+        ));
         Ok(Engine {
             config,
             rules,
@@ -431,9 +456,32 @@ impl Engine {
             types,
             names,
             hasher,
+            scrubber,
+            scrubs,
             today: None,
             seed: None,
         })
+    }
+
+    /// Gives `scrub` the run's identifiers (collected from the run's people and places before
+    /// any resource is de-identified), found in every free-text element besides each resource's
+    /// own.
+    pub fn with_identities(mut self, identities: &scrub::Identities) -> Engine {
+        self.scrubber = Arc::new(free_text::scrubber(
+            &self.config.parameters.scrub,
+            identities.build(),
+        ));
+        self
+    }
+
+    /// Whether some rule uses `scrub`, so that the run's identifiers are worth collecting.
+    pub fn scrubs(&self) -> bool {
+        self.scrubs
+    }
+
+    /// The run's identifiers as `scrub` sees them (their number and memory).
+    pub fn dictionary(&self) -> &scrub::Dictionary {
+        self.scrubber.dictionary()
     }
 
     /// Fixes the date the over-89 rule counts from (default: the system clock, read per call).
@@ -491,12 +539,16 @@ impl Engine {
         let mut run = Run {
             ctx,
             summary: Summary::default(),
-            nodes: [0; 8],
+            nodes: [0; 9],
             rng: None,
             owners: HashMap::new(),
             today: self.today.unwrap_or_else(Today::now),
             trace,
+            local: None,
         };
+        if self.scrubs {
+            run.local = free_text::local_dictionary(resource);
+        }
         if self.config.parameters.date_shift_scope == DateShiftScope::Patient {
             run.owners = patient_owners(resource);
         }
@@ -684,11 +736,25 @@ impl Engine {
             && !text.is_empty()
         {
             let root_id = match &scope.root_id {
-                _ if !matches!(rule.method, CompiledMethod::DateShift) => None,
+                _ if !matches!(
+                    rule.method,
+                    CompiledMethod::DateShift | CompiledMethod::Scrub
+                ) =>
+                {
+                    None
+                }
                 Some(id) => id.clone(),
                 None => root.get("id").and_then(Value::as_str).map(str::to_string),
             };
-            if let Some(value) =
+            if matches!(rule.method, CompiledMethod::Scrub) {
+                let content_type = scope
+                    .tree
+                    .sibling(node, "contentType")
+                    .and_then(|c| values[c as usize])
+                    .and_then(Value::as_str);
+                let found = self.scrub(node, scope, &text, content_type, root_id.as_deref(), run);
+                edits.extend(found);
+            } else if let Some(value) =
                 self.process_primitive(rule, node, scope, &text, root_id.as_deref(), run)?
             {
                 if scope.is_root_id(node) {
@@ -899,15 +965,106 @@ impl Engine {
             return Ok(());
         }
         let root_id = match rule.method {
-            CompiledMethod::DateShift => root.get("id").and_then(Value::as_str).map(str::to_string),
+            CompiledMethod::DateShift | CompiledMethod::Scrub => {
+                root.get("id").and_then(Value::as_str).map(str::to_string)
+            }
             _ => None,
         };
-        if let Some(value) =
+        if matches!(rule.method, CompiledMethod::Scrub) {
+            let content_type = resolve(root, scope.at)
+                .and_then(|r| {
+                    let sibling = scope.tree.sibling(node, "contentType")?;
+                    scope.tree.value(r, sibling)
+                })
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let found = self.scrub(
+                node,
+                scope,
+                &text,
+                content_type.as_deref(),
+                root_id.as_deref(),
+                run,
+            );
+            for (edited, value) in found {
+                write(root, scope, edited, value);
+            }
+        } else if let Some(value) =
             self.process_primitive(rule, node, scope, &text, root_id.as_deref(), run)?
         {
             write(root, scope, node, value);
         }
         Ok(())
+    }
+
+    /// Applies `scrub` to a primitive whose text is `text` and returns the edits: the value's
+    /// own and, for an attachment's data, its `size` and `hash` (which later rules then leave
+    /// alone). `content_type` is the sibling `contentType`; `root_id` is the outermost
+    /// resource's id as it is now (for shifted dates).
+    fn scrub(
+        &self,
+        node: u32,
+        scope: &mut Scope<'_>,
+        text: &str,
+        content_type: Option<&str>,
+        root_id: Option<&str>,
+        run: &mut Run<'_>,
+    ) -> Vec<(u32, Option<Value>)> {
+        let dates = match self.config.parameters.scrub.dates {
+            ScrubDates::Year => scrub::DateAction::Year,
+            ScrubDates::Keep => scrub::DateAction::Keep,
+            ScrubDates::Shift => {
+                scrub::DateAction::Shift(self.date_shift_offset(root_id, scope, run))
+            }
+        };
+        let context = scrub::Context {
+            local: run.local.as_ref(),
+            dates,
+        };
+        let (ty, key) = {
+            let n = &scope.tree.nodes[node as usize];
+            (n.ty, n.key)
+        };
+        let outcome = free_text::scrub_value(&self.scrubber, ty, key, text, content_type, &context);
+        run.count(&CompiledMethod::Scrub);
+        let mut edits = Vec::new();
+        let mut sibling_edit = |scope: &mut Scope<'_>, key: &str, value: Option<Value>| {
+            if let Some(sibling) = scope.tree.sibling(node, key) {
+                scope.visited[sibling as usize] = true;
+                edits.push((sibling, value));
+            }
+        };
+        match outcome {
+            free_text::Outcome::Unchanged => return edits,
+            free_text::Outcome::Replaced {
+                value,
+                spans,
+                decoded_len,
+            } => {
+                run.summary
+                    .scrub
+                    .add(&scope.tree.element_path(node), &spans);
+                if let Some(len) = decoded_len {
+                    sibling_edit(scope, "size", Some(Value::from(len)));
+                    sibling_edit(scope, "hash", None);
+                }
+                if let Some(last) = run.trace.as_mut().and_then(|t| t.last_mut()) {
+                    last.spans = spans;
+                }
+                edits.push((node, Some(Value::String(value))));
+            }
+            free_text::Outcome::Dropped => {
+                run.summary
+                    .scrub
+                    .drop_element(&scope.tree.element_path(node));
+                if ty == "base64Binary" {
+                    sibling_edit(scope, "hash", None);
+                }
+                edits.push((node, None));
+            }
+        }
+        scope.ops |= Operation::Redact.bit();
+        edits
     }
 
     /// Applies keep, redact, dateShift, cryptoHash or encrypt to a primitive whose text is
@@ -996,7 +1153,8 @@ impl Engine {
             }
             CompiledMethod::Perturb(_)
             | CompiledMethod::Substitute(_)
-            | CompiledMethod::Generalize(_) => return Ok(None),
+            | CompiledMethod::Generalize(_)
+            | CompiledMethod::Scrub => return Ok(None),
         };
         if let Some(op) = op {
             scope.ops |= op.bit();

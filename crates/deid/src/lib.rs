@@ -17,6 +17,7 @@
 pub mod config;
 mod engine;
 pub mod error;
+pub mod identities;
 mod json;
 pub mod keys;
 mod labels;
@@ -30,4 +31,7 @@ pub use config::Config;
 pub use engine::{Batch, Context, Engine, Touched};
 pub use error::{Error, Result};
 pub use methods::Today;
-pub use summary::Summary;
+/// The free-text detectors behind the `scrub` method (the run's identifiers are a
+/// [`scrub::Identities`]).
+pub use scrub;
+pub use summary::{ScrubCounts, Summary};

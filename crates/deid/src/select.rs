@@ -200,10 +200,15 @@ impl Index {
             if n != 0 && node.resource {
                 continue;
             }
-            let t = types.get(node.ty).map_or(u32::MAX, |s| {
-                counts[s as usize] += 1;
-                s
-            });
+            // FHIRPath types system-typed values (an element's `id`, `Extension.url`) as
+            // `System.String`, which `nodesByType` never names.
+            let t = match types.get(node.ty) {
+                Some(s) if !node.system => {
+                    counts[s as usize] += 1;
+                    s
+                }
+                _ => u32::MAX,
+            };
             let m = names.get(node.name).map_or(u32::MAX, |s| {
                 let s = s + types.len() as u32;
                 counts[s as usize] += 1;

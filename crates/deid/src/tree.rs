@@ -298,6 +298,31 @@ impl Tree {
         }
     }
 
+    /// The element path of a node, by JSON keys from its resource's type
+    /// (`Observation.valueString`, `Condition.code.text`), without array positions.
+    pub fn element_path(&self, node: u32) -> String {
+        let mut keys = Vec::new();
+        let mut at = node;
+        while at != NONE {
+            let n = &self.nodes[at as usize];
+            keys.push(n.key);
+            at = n.parent;
+        }
+        keys.reverse();
+        keys.join(".")
+    }
+
+    /// The sibling of `node` under the JSON key `key` (`contentType` beside an attachment's
+    /// `data`), when present.
+    pub fn sibling(&self, node: u32, key: &str) -> Option<u32> {
+        let parent = self.nodes[node as usize].parent;
+        if parent == NONE {
+            return None;
+        }
+        self.children(parent)
+            .find(|&c| self.nodes[c as usize].key == key)
+    }
+
     /// The JSON location of a node: of its value for a primitive, of its object otherwise.
     pub fn location(&self, node: u32) -> Vec<Step> {
         let mut steps = Vec::new();

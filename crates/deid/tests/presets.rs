@@ -44,7 +44,13 @@ fn every_preset_loads_and_compiles() {
     let names: Vec<&str> = deid::presets::presets().iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
-        ["safe-harbor", "research", "limited-data-set", "ms-sample"]
+        [
+            "safe-harbor",
+            "safe-harbor-strict",
+            "research",
+            "limited-data-set",
+            "ms-sample"
+        ]
     );
     for name in names {
         let mut config = Config::from_json(deid::presets::preset(name).unwrap()).unwrap();
@@ -56,7 +62,7 @@ fn every_preset_loads_and_compiles() {
         Engine::new(config).unwrap();
     }
     assert!(deid::presets::preset("nope").is_none());
-    let description = deid::presets::presets()[1].1;
+    let description = deid::presets::presets()[2].1;
     assert!(
         description.contains("NOT Safe Harbor") && description.contains("expert determination")
     );

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 
 use base64::Engine as _;
 use deid::config::KeyKind;
-use deid::{Config, Context, Engine, Today};
+use deid::{Config, Context, Engine, Today, scrub};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -372,6 +372,80 @@ struct Findings {
     pcr: usize,
     shifted: bool,
     decoded_names: bool,
+    /// Words of the free text that are not identifiers: (kept by safe-harbor, in the input).
+    clinical_words: (usize, usize),
+}
+
+/// What counts as an identifier when measuring how much clinical text `scrub` keeps: the
+/// record's own values (the Bundle's people and places) and dates. Both must go under Safe
+/// Harbor; every other word replaced is clinical text lost.
+fn identifier_spans(
+    text: &str,
+    record: &scrub::Scrubber,
+    dates: &scrub::Scrubber,
+) -> Vec<(usize, usize)> {
+    let context = scrub::Context::default();
+    record
+        .find(text, &context)
+        .into_iter()
+        .chain(dates.find(text, &context))
+        .map(|s| (s.start, s.end))
+        .collect()
+}
+
+/// The words of the free text of `input` (its multi-word strings and decoded notes) that are
+/// not identifiers, and how many of them are still in the same elements of `output`.
+fn clinical_words(input: &Value, output: &Value) -> (usize, usize) {
+    let mut identities = scrub::Identities::default();
+    identities.add_resource(input);
+    let settings = |record: bool, keep: Vec<scrub::Kind>| scrub::Settings {
+        layers: scrub::Layers {
+            record,
+            patterns: !record,
+            names: false,
+        },
+        keep,
+    };
+    let record = scrub::Scrubber::new(identities.build(), settings(true, Vec::new()));
+    let not_dates = scrub::Kind::ALL
+        .into_iter()
+        .filter(|k| *k != scrub::Kind::Date)
+        .collect();
+    let dates = scrub::Scrubber::new(scrub::Dictionary::default(), settings(false, not_dates));
+    let (mut texts_in, mut texts_out) = (Vec::new(), Vec::new());
+    strings(input, &mut String::new(), &mut texts_in);
+    strings(output, &mut String::new(), &mut texts_out);
+    let out: HashMap<String, String> = texts_out.into_iter().collect();
+    let (mut kept, mut total) = (0, 0);
+    for (pointer, text) in texts_in {
+        let Some(after) = out.get(&pointer) else {
+            continue;
+        };
+        if !text.contains(char::is_whitespace) || pointer.ends_with("/data") {
+            continue;
+        }
+        let spans = identifier_spans(&text, &record, &dates);
+        let mut words: HashMap<&str, usize> = HashMap::new();
+        for (start, word) in text
+            .split_whitespace()
+            .map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w))
+        {
+            let end = start + word.len();
+            if !spans.iter().any(|&(s, e)| s < end && start < e) {
+                *words.entry(word).or_default() += 1;
+                total += 1;
+            }
+        }
+        let mut left: HashMap<&str, usize> = HashMap::new();
+        for word in after.split_whitespace() {
+            *left.entry(word).or_default() += 1;
+        }
+        kept += words
+            .iter()
+            .map(|(w, n)| (*n).min(left.get(w).copied().unwrap_or(0)))
+            .sum::<usize>();
+    }
+    (kept, total)
 }
 
 fn check_patient(
@@ -415,6 +489,7 @@ fn check_patient(
              {pointer}"
         ));
     }
+    f.clinical_words = clinical_words(&input, &output);
     for (resource_type, pointer) in unresolved(&output, elsewhere) {
         f.problems.push(format!(
             "patient {index}: a reference does not resolve after safe-harbor: {resource_type} \
@@ -525,11 +600,26 @@ fn safe_harbor_and_research_on_all_synthea_patients() {
     let pcr: usize = findings.iter().map(|f| f.pcr).sum();
     let shifted = findings.iter().filter(|f| f.shifted).count();
     let decoded = findings.iter().filter(|f| f.decoded_names).count();
+    let (kept, words) = findings.iter().fold((0, 0), |(k, t), f| {
+        (k + f.clinical_words.0, t + f.clinical_words.1)
+    });
+    let share = kept as f64 / words.max(1) as f64;
     problems.extend(findings.into_iter().flat_map(|f| f.problems));
     eprintln!(
         "synthea: 120 patients, {pcr} PCR results kept, {shifted} patients date-shifted, names \
-         found in the decoded source notes of {decoded}; {:.1} s",
+         found in the decoded source notes of {decoded}; free text: {kept} of {words} words that \
+         are not identifiers kept by safe-harbor ({:.2} %); {:.1} s",
+        share * 100.0,
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        words > 100_000,
+        "the free text of Synthea is measured ({words} words)"
+    );
+    assert!(
+        share >= 0.99,
+        "safe-harbor keeps {:.2} % of the clinical words of Synthea's free text, under 99 %",
+        share * 100.0
     );
     assert!(
         problems.is_empty(),

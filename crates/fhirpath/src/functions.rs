@@ -11,7 +11,7 @@ use crate::eval::{
     Collection, Evaluator, Scope, all_children, boolean, compare_values, equals_items, is_type,
     resource_type, singleton, singleton_integer, to_boolean, union,
 };
-use crate::item::{Item, ItemKind, Node, Path};
+use crate::item::{Item, ItemKind, Node, NodeType, Path};
 use crate::parser::type_argument;
 use crate::value::{Date, DateTime, Quantity, Time, Value};
 
@@ -791,7 +791,10 @@ fn nodes_by<'a>(node: &Node<'a>, by_type: bool, wanted: &str, out: &mut Collecti
         let ItemKind::Node(n) = &child.0 else {
             continue;
         };
-        let is_resource = n.json.is_some_and(|j| j.get("resourceType").is_some());
+        // A nested resource, not a backbone element with a `resourceType` element of its own
+        // (`ExampleScenario.instance`).
+        let is_resource = n.json.is_some_and(|j| j.get("resourceType").is_some())
+            && (n.ty == NodeType::UNKNOWN || fhir::types::is_resource_type(n.ty.code));
         if is_resource {
             continue;
         }

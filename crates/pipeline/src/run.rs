@@ -90,7 +90,8 @@ impl Pipeline {
         for note in keys.notes() {
             observer.note(&note);
         }
-        let engine = Engine::new(deid_config).map_err(|error| Error::Deid(error.to_string()))?;
+        let mut engine =
+            Engine::new(deid_config).map_err(|error| Error::Deid(error.to_string()))?;
 
         let current = match state::read::<CurrentRun>(&dest, CURRENT_KEY)? {
             Some(mut current) => {
@@ -153,6 +154,15 @@ impl Pipeline {
             .thread_name(|index| format!("haven-pipeline-{index}"))
             .build()
             .map_err(|error| Error::Source(format!("cannot start worker threads: {error}")))?;
+        if engine.scrubs() {
+            let identities =
+                deid::identities::collect(staged.files.iter().map(PathBuf::as_path), &pool)?;
+            engine = engine.with_identities(&identities);
+            observer.note(&format!(
+                "scrub: {} identifying values of the export's people and places",
+                engine.dictionary().len()
+            ));
+        }
         let busy = Busy::default();
         for file in &staged.files {
             let landing = Landing {

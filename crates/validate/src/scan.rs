@@ -1,6 +1,8 @@
 //! The identifier scan: every string value of a resource, classified by its FHIR type and
-//! element, is checked against identifier patterns, the profile's rules (safe-harbor: years
-//! only, 3-digit zips, ages up to 89) and the exact identifying values of the source.
+//! element, is checked with the free-text detectors of `haven deid`'s `scrub` (the `scrub`
+//! crate's patterns, and under safe-harbor its name lexicon; narratives read as markup), the
+//! profile's rules (safe-harbor: years only, 3-digit zips, ages up to 89) and the exact
+//! identifying values of the source.
 //!
 //! What is not scanned, and why:
 //! - codings (`Coding.code`, `system`, `version`, `display`) and other `code`, `id`,
@@ -8,6 +10,7 @@
 //!   read as identifiers;
 //! - `uri`/`url` values under the terminology keys `system`, `url`, `profile` and
 //!   `valueSet`, such as `Extension.url` (but `Attachment.url` is scanned);
+//! - `Reference.reference` and `fullUrl`, which the reference check resolves instead.
 //!
 //! A birth year counts as an age over 89 when even the youngest age it allows at the last
 //! run's year is 90 or more.
@@ -15,7 +18,6 @@
 //! A postal code is a 3-digit zip under safe-harbor when it is 3 digits, or 3 digits and
 //! `00` (as the preset writes it: `02100`), or a ZIP+4 so cut (`02100-0000`): the trailing
 //! zeros carry nothing.
-//! - `Reference.reference` and `fullUrl`, which the reference check resolves instead.
 
 use std::sync::LazyLock;
 
@@ -29,15 +31,8 @@ use crate::walk::{Leaf, Site, walk};
 /// `uri`-typed keys that hold terminology or definitions, not data about a person.
 const TERMINOLOGY_KEYS: &[&str] = &["system", "url", "profile", "valueSet"];
 
-/// The identifier patterns of free text, by finding kind.
+/// The patterns of structured values (postal codes, identifier values).
 struct Patterns {
-    ssn: Regex,
-    phone: Regex,
-    email: Regex,
-    url: Regex,
-    mrn: Regex,
-    street: Regex,
-    text_date: Regex,
     zip5: Regex,
     zip3: Regex,
     digits: Regex,
@@ -46,23 +41,36 @@ struct Patterns {
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
     let re = |p: &str| Regex::new(p).expect("a built-in pattern compiles");
     Patterns {
-        ssn: re(r"\b\d{3}-\d{2}-\d{4}\b"),
-        phone: re(r"(?:\+1[-. ]?)?(?:\(\d{3}\)\s?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b"),
-        email: re(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-        url: re(r"(?i)\b(?:https?|ftp)://\S+|\bwww\.[a-z0-9-]+\.[a-z]{2,}"),
-        mrn: re(
-            r"(?i)\b(?:mrn|medical record (?:number|no\.?)|patient id)\s*[:#]?\s*[a-z0-9-]*\d[a-z0-9-]*",
-        ),
-        street: re(
-            r"(?i)(?:^|[^\w.,])\d{1,6}\s+(?:[a-z][a-z0-9.'-]*\s+){1,4}?(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl)\b",
-        ),
-        text_date: re(
-            r"\b(?:1[89]|20)\d{2}-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?\b|\b\d{1,2}/\d{1,2}/(?:1[89]|20)\d{2}\b",
-        ),
         zip5: re(r"^\s*\d{5}(?:-\d{4})?\s*$"),
         zip3: re(r"^\s*\d{3}(?:00(?:-0000)?)?\s*$"),
         digits: re(r"\d{4,}"),
     }
+});
+
+/// The free-text detectors of `haven deid`'s `scrub` (its pattern layer, and under
+/// safe-harbor its name lexicon), without a record dictionary: one with safe-harbor's kinds,
+/// one that leaves dates, ZIP codes and ages alone.
+static DETECTORS: LazyLock<[scrub::Scrubber; 2]> = LazyLock::new(|| {
+    let scrubber = |names: bool, keep: Vec<scrub::Kind>| {
+        scrub::Scrubber::new(
+            scrub::Dictionary::default(),
+            scrub::Settings {
+                layers: scrub::Layers {
+                    record: false,
+                    patterns: true,
+                    names,
+                },
+                keep,
+            },
+        )
+    };
+    [
+        scrubber(true, Vec::new()),
+        scrubber(
+            false,
+            vec![scrub::Kind::Date, scrub::Kind::Zip, scrub::Kind::Age],
+        ),
+    ]
 });
 
 /// One thing the scan found: its kind, the element's JSON Pointer and a description that
@@ -99,6 +107,7 @@ enum Role {
     Date,
     Uri,
     Base64,
+    Markup,
     Text {
         identifier: bool,
         postal: bool,
@@ -154,6 +163,7 @@ fn role(site: &Site<'_>) -> Role {
         Some("date" | "dateTime" | "instant") => Role::Date,
         Some("uri" | "url") => Role::Uri,
         Some("base64Binary") => Role::Base64,
+        Some("xhtml") => Role::Markup,
         None if matches!(site.key, "code" | "system" | "version") => Role::Skip,
         _ => Role::Text {
             identifier: parent == "Identifier" && site.key == "value",
@@ -249,9 +259,23 @@ impl Scanner<'_> {
                 self.source_values(pointer, s, "", hits);
             }
             Role::Uri => {
-                if PATTERNS.url.is_match(s) {
+                if self
+                    .detectors()
+                    .find(s, &scrub::Context::default())
+                    .iter()
+                    .any(|span| span.kind == scrub::Kind::Url)
+                {
                     hits.push(hit("url", pointer, "a URL"));
                 }
+                self.source_values(pointer, s, "", hits);
+            }
+            Role::Markup => {
+                let spans = self
+                    .detectors()
+                    .html(s, &scrub::Context::default())
+                    .map(|found| found.spans)
+                    .unwrap_or_default();
+                self.findings(pointer, s, &spans, "", hits);
                 self.source_values(pointer, s, "", hits);
             }
             Role::Base64 => {
@@ -289,9 +313,13 @@ impl Scanner<'_> {
         }
     }
 
-    /// The identifier patterns of free text and identifier values.
+    /// The free-text detectors for this scan's rules.
+    fn detectors(&self) -> &'static scrub::Scrubber {
+        &DETECTORS[usize::from(!self.safe_harbor)]
+    }
+
+    /// The identifiers of free text (`scrub`'s detectors) and of identifier values.
     fn text(&self, pointer: &str, s: &str, identifier: bool, within: &str, hits: &mut Vec<Hit>) {
-        let p = &*PATTERNS;
         if identifier && is_mrn_like(s) {
             hits.push(hit(
                 "mrn",
@@ -299,29 +327,59 @@ impl Scanner<'_> {
                 &format!("an identifier value that is not a keyed hash{within}"),
             ));
         }
-        // Every pattern below needs a digit, an `@` or a URL's start.
-        let has_digit = s.bytes().any(|b| b.is_ascii_digit());
-        if !has_digit && !s.contains('@') && !s.contains("://") && !s.contains("www.") {
-            return;
-        }
-        let checks: [(&'static str, &Regex, &str, bool); 7] = [
-            ("ssn", &p.ssn, "a social security number", true),
-            ("phone", &p.phone, "a phone number", true),
-            ("email", &p.email, "an email address", true),
-            ("url", &p.url, "a URL", true),
-            ("mrn", &p.mrn, "a labelled record number", !identifier),
-            ("street-address", &p.street, "a street address", true),
-            (
-                "full-date",
-                &p.text_date,
-                "a date finer than the year in text (safe-harbor keeps years only)",
-                self.safe_harbor,
-            ),
-        ];
-        for (kind, regex, what, applies) in checks {
-            if applies && regex.is_match(s) {
-                hits.push(hit(kind, pointer, &format!("{what}{within}")));
+        let spans = self.detectors().find(s, &scrub::Context::default());
+        let spans: Vec<scrub::Span> = spans
+            .into_iter()
+            .filter(|span| !(identifier && span.kind == scrub::Kind::Id))
+            .collect();
+        self.findings(pointer, s, &spans, within, hits);
+    }
+
+    /// One finding per kind of identifier found in `s`, named as the reports name them.
+    fn findings(
+        &self,
+        pointer: &str,
+        s: &str,
+        spans: &[scrub::Span],
+        within: &str,
+        hits: &mut Vec<Hit>,
+    ) {
+        let mut kinds: Vec<(&'static str, &'static str)> = Vec::new();
+        for span in spans {
+            let found = match span.kind {
+                scrub::Kind::Id if is_ssn(&s[span.start..span.end]) => {
+                    ("ssn", "a social security number")
+                }
+                scrub::Kind::Id => ("mrn", "a labelled record number"),
+                scrub::Kind::Phone => ("phone", "a phone number"),
+                scrub::Kind::Email => ("email", "an email address"),
+                scrub::Kind::Url => ("url", "a URL"),
+                scrub::Kind::Ip => ("ip", "an IP address"),
+                scrub::Kind::Address | scrub::Kind::City => ("street-address", "a street address"),
+                scrub::Kind::Name => ("name", "a person's name (name lexicon)"),
+                scrub::Kind::Zip => (
+                    "zip5",
+                    "a 5-digit zip code in text (safe-harbor keeps 3 digits)",
+                ),
+                scrub::Kind::Age => ("age-over-89", "an age over 89 in text"),
+                scrub::Kind::Date
+                    if span
+                        .date
+                        .is_some_and(|d| d.month.is_some() || d.day.is_some()) =>
+                {
+                    (
+                        "full-date",
+                        "a date finer than the year in text (safe-harbor keeps years only)",
+                    )
+                }
+                scrub::Kind::Date => continue,
+            };
+            if !kinds.contains(&found) {
+                kinds.push(found);
             }
+        }
+        for (kind, what) in kinds {
+            hits.push(hit(kind, pointer, &format!("{what}{within}")));
         }
     }
 
@@ -336,6 +394,16 @@ impl Scanner<'_> {
             });
         }
     }
+}
+
+/// Whether a value is shaped like a social security number (`123-45-6789`).
+fn is_ssn(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 11
+        && b.iter().enumerate().all(|(i, c)| match i {
+            3 | 6 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 /// Whether an identifier value looks like a record number rather than Haven's keyed hash

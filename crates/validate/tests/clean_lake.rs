@@ -27,10 +27,9 @@ fn a_safe_harbor_lake_from_synth_passes_every_check() {
     );
 }
 
-/// With the source, the one finding is a gap of the safe-harbor preset, reported to the
-/// lead: `Organization.name` is kept, and Synthea's provider names hold the patients' cities
-/// (`… HOSPITAL OF <CITY>`), a geographic subdivision smaller than a state. When the preset
-/// redacts or generalizes `Organization.name`, this test fails and the allowance goes.
+/// With the source, none of its identifying values remains anywhere in the lake: the
+/// safe-harbor preset scrubs free text (notes, narratives, `Organization.name`, where
+/// Synthea's provider names hold the patients' cities) with the run's own identifiers.
 #[test]
 fn with_the_source_no_identifying_value_of_it_remains() {
     let lake = common::lake(12);

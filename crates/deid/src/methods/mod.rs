@@ -7,6 +7,7 @@
 pub mod crypto_hash;
 pub mod date_shift;
 pub mod encrypt;
+pub(crate) mod free_text;
 pub mod generalize;
 pub mod keep;
 pub mod perturb;

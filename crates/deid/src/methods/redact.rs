@@ -92,9 +92,14 @@ pub fn redact_age(text: &str, partial: bool) -> Redaction {
 
 /// Abstracts a postal code: every digit zeroed when it starts with a restricted prefix; else
 /// the first 3 characters kept and every later digit zeroed; codes shorter than 3 characters
-/// stay as they are.
+/// stay as they are. Haven: when letters follow the first 3 characters (a code that is not a
+/// ZIP code, or text typed into the element), only the first 3 characters are kept, as the
+/// letters would otherwise stay (Microsoft's tool keeps them).
 pub fn redact_postal_code(text: &str, restricted: &[String]) -> Redaction {
     let zero = |c: char| if c.is_ascii_digit() { '0' } else { c };
+    if text.chars().skip(3).any(char::is_alphabetic) {
+        return Redaction::Replace(text.chars().take(3).collect());
+    }
     if restricted.iter().any(|p| text.starts_with(p.as_str())) {
         return Redaction::Replace(text.chars().map(zero).collect());
     }
@@ -145,7 +150,12 @@ mod tests {
         assert_eq!(zip("203"), abs("000"));
         assert_eq!(zip("55601"), abs("00000"));
         assert_eq!(zip("12"), (Redaction::Unchanged, Operation::Abstract));
-        assert_eq!(zip("K1A 0B1"), abs("K1A 0B0"));
+        assert_eq!(
+            zip("K1A 0B1"),
+            abs("K1A"),
+            "letters after the first 3 are not kept"
+        );
+        assert_eq!(zip("Seen with Ann Pryce"), abs("See"));
         let off = settings(&r, false);
         assert_eq!(
             redact("98052", Target::PostalCode, &off),

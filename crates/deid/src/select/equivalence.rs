@@ -179,21 +179,31 @@ fn compile_rules<'p>(paths: impl IntoIterator<Item = &'p str>) -> Rules {
     }
 }
 
-/// Whether a location in `resource` is a nested resource or lies inside one.
+/// Whether a location in `resource` is a nested resource or lies inside one: whether some step
+/// on the way is an element of type `Resource` (by the R4 tables, not by a `resourceType` key,
+/// which `ExampleScenario.instance` has too).
 fn nested(resource: &Value, steps: &[Step]) -> bool {
-    let mut value = resource;
+    let Some(mut type_key) = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .and_then(fhir::types::intern)
+    else {
+        return false;
+    };
     for step in steps {
-        let next = match step {
-            Step::Key(key) => value.get(key.as_str()),
-            Step::Index(i) => value.get(i),
+        let Step::Key(key) = step else {
+            continue;
         };
-        let Some(next) = next else {
+        let Some(def) = fhir::types::element(type_key, key.trim_start_matches('_')) else {
             return false;
         };
-        if next.get("resourceType").is_some() {
+        if def.type_code == "Resource" {
             return true;
         }
-        value = next;
+        if def.children.is_empty() {
+            return false;
+        }
+        type_key = def.children;
     }
     false
 }

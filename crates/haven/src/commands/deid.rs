@@ -7,6 +7,7 @@
 //! [`report`] shows progress and writes the summary. Every message names files, lines and element
 //! paths, never a value from a resource or a key.
 
+mod identities;
 mod layout;
 mod process;
 mod report;
@@ -60,6 +61,17 @@ lines already written stay written). A record (an NDJSON line or a `.json` file)
 valid JSON, not a resource, not a FHIR R4 resource type, or holds an unknown element stops the
 run, naming its file, line and element path; with --skip-invalid it is left out, reported,
 counted, and the run goes on. --seed N gives the same output whatever --threads is.
+
+Free text: the rules' `scrub` method (Haven's; used by the safe-harbor, research and
+limited-data-set presets) keeps free text and replaces every identifier found in it by a typed
+placeholder ([NAME], [PHONE], [ID], [ADDRESS], [CITY], [ZIP], [EMAIL], [URL], [IP], [AGE], dates
+by their year or shifted). Before any resource is de-identified, a first pass collects the
+identifying values of every person and place of INPUT (names, identifiers, telecom, addresses,
+birth dates of Patient, RelatedPerson, Person, Practitioner, and the addresses and telecom of
+Organization, Location and PractitionerRole), so that a patient's name typed into any note of
+the run is found; files named for other types (Observation.ndjson) are not read for it. With
+--identities PATH they are collected from PATH instead (a run on standard input finds each
+resource's own identifiers only, unless --identities is given).
 
 Sharded runs (Kubernetes Indexed Jobs, Argo, Azure Batch): with --shard I/N (or --shard-count N
 and the index in JOB_COMPLETION_INDEX), a process de-identifies only its share of INPUT (a byte
@@ -130,6 +142,10 @@ pub struct Args {
     /// The number of worker threads (default: one per CPU core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Where `scrub` collects the run's identifiers from (a file or folder of the people and
+    /// places); default: INPUT itself (all of it, also in a sharded run).
+    #[arg(long, value_name = "PATH")]
+    pub identities: Option<PathBuf>,
     /// Make perturb noise and encryption reproducible (for tests; not for real data).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -355,6 +371,35 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     for note in keys.notes() {
         eprintln!("haven: {note}");
     }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.map_or(0, usize::from))
+        .thread_name(|index| format!("haven-deid-{index}"))
+        .build()
+        .map_err(|error| Failure::usage(format!("cannot start worker threads: {error}")))?;
+    let scrubs = config
+        .rules
+        .iter()
+        .any(|rule| rule.method == deid::config::Method::Scrub);
+    let run_identities = match &args.identities {
+        Some(path) => Some(identities::collect_from(path, &pool)?),
+        None if scrubs => {
+            if layout
+                .jobs()
+                .iter()
+                .any(|job| matches!(job.input, layout::Input::Stdin))
+            {
+                eprintln!(
+                    "haven: note: reading standard input, scrub finds each resource's own \
+                     identifiers only; give --identities PATH to find the run's people in all text"
+                );
+            }
+            Some(identities::collect(
+                layout.jobs().iter().map(|job| &job.input),
+                &pool,
+            )?)
+        }
+        None => None,
+    };
     let shard_plan = match (shard, &shard_output) {
         (Some(spec), Some(folder)) => {
             let plan = shard::Plan {
@@ -389,12 +434,16 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     if let Some(seed) = args.seed {
         engine = engine.with_seed(seed);
     }
+    if let Some(identities) = run_identities {
+        engine = engine.with_identities(&identities);
+        let dictionary = engine.dictionary();
+        eprintln!(
+            "haven: scrub: {} identifying values of the run's people and places ({:.1} MB)",
+            dictionary.len(),
+            dictionary.memory_usage() as f64 / 1e6
+        );
+    }
     let mut staging = layout.prepare()?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.map_or(0, usize::from))
-        .thread_name(|index| format!("haven-deid-{index}"))
-        .build()
-        .map_err(|error| Failure::usage(format!("cannot start worker threads: {error}")))?;
 
     let monitor = Arc::new(Monitor::new(&layout));
     let reporter = Reporter::start(Arc::clone(&monitor));

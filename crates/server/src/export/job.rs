@@ -316,6 +316,41 @@ fn keep_elements(resource: &mut Value, kept: &[&str]) {
     }
 }
 
+/// The identifying values of every person and place in the store at `at` (whatever the
+/// export's scope: a note may name anyone), for the `scrub` of a de-identified export. A job
+/// that resumes collects them again from the same snapshot, so it scrubs alike.
+fn identities(
+    store: &dyn Store,
+    at: Timestamp,
+    page_size: usize,
+    cancel: &AtomicBool,
+) -> Result<deid::scrub::Identities, JobError> {
+    let mut identities = deid::scrub::Identities::default();
+    for resource_type in deid::scrub::Identities::RESOURCE_TYPES {
+        let query = ExportQuery {
+            resource_type: resource_type.to_owned(),
+            at,
+            since: None,
+            patients: PatientScope::All,
+        };
+        let mut cursor = 0;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(JobError::Cancelled);
+            }
+            let page = store.export_page(&query, cursor, page_size)?;
+            for resource in &page.items {
+                let _ = identities.add_json(resource.json.as_bytes());
+            }
+            match page.next {
+                Some(after) => cursor = after,
+                None => break,
+            }
+        }
+    }
+    Ok(identities)
+}
+
 /// Runs (or resumes) a job to its end; saves its final state. Call on a blocking thread.
 pub(crate) fn run(store: &dyn Store, exports: &Exports, id: &str, cancel: &AtomicBool) {
     let outcome = run_inner(store, exports, id, cancel);
@@ -351,12 +386,16 @@ fn run_inner(
     job.status = JobStatus::InProgress;
     job = store.update_job(&job)?;
     let dest = exports.job_destination(id)?;
-    let engine = request
+    let mut engine = request
         .anonymization
         .as_deref()
         .map(|name| exports.engine(name))
         .transpose()
         .map_err(JobError::Failed)?;
+    if let Some(scrubbing) = engine.as_ref().filter(|e| e.scrubs()) {
+        let identities = identities(store, at, exports.settings.page_size.max(1), cancel)?;
+        engine = Some(Arc::new((**scrubbing).clone().with_identities(&identities)));
+    }
     let transform = Transform::new(&request, engine)?;
     let mut progress = Progress::of(&job);
     let patients = match (&request.level, &request.patients) {

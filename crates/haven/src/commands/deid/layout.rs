@@ -379,6 +379,25 @@ const NOT_RESOURCES: [&str; 4] = [
     "log.ndjson",
 ];
 
+/// The inputs under `path`, a file or a folder (walked as INPUT is), without outputs.
+pub(super) fn inputs(path: &Path) -> Result<Vec<Input>, Failure> {
+    let metadata = fs::metadata(path)
+        .map_err(|error| Failure::input(format!("cannot read {}: {error}", path.display())))?;
+    let mut files = Vec::new();
+    if metadata.is_dir() {
+        walk(path, &mut files, &mut Vec::new())?;
+    } else {
+        files.push((path.to_path_buf(), kind_of(path).unwrap_or(Kind::Ndjson), 0));
+    }
+    Ok(files
+        .into_iter()
+        .map(|(path, kind, _)| match kind {
+            Kind::Json => Input::Json(path),
+            Kind::Ndjson => Input::Ndjson(path),
+        })
+        .collect())
+}
+
 /// Collects the `.json`, `.ndjson` and `.ndjson.gz` files under `dir` (sorted, recursively,
 /// hidden entries skipped) with their kind and size; other files go to `ignored`.
 fn walk(

@@ -228,7 +228,7 @@ impl Summary<'_> {
             .iter()
             .map(|i| json!({"file": i.file, "line": i.line, "error": i.error}))
             .collect();
-        let summary = json!({
+        let mut summary = json!({
             "configuration": self.configuration,
             "input": self.input,
             "output": self.output,
@@ -242,6 +242,9 @@ impl Summary<'_> {
             "invalidRecords": totals.invalid_count,
             "invalid": invalid,
         });
+        if let Some(scrub) = totals.summary.to_json().get("scrub") {
+            summary["scrub"] = scrub.clone();
+        }
         let mut text = serde_json::to_string_pretty(&summary).unwrap_or_default();
         text.push('\n');
         text
@@ -283,6 +286,28 @@ impl Summary<'_> {
             .collect();
         if !nodes.is_empty() {
             eprintln!("  values by method: {}", nodes.join(", "));
+        }
+        let scrub = &totals.summary.scrub;
+        if !scrub.is_empty() {
+            let counts = |m: &std::collections::BTreeMap<&str, u64>| {
+                m.iter()
+                    .map(|(k, n)| format!("{k} {}", HumanCount(*n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            eprintln!(
+                "  free text: {} replaced by layer ({}), by kind ({})",
+                HumanCount(scrub.layers.values().sum()),
+                counts(&scrub.layers),
+                counts(&scrub.kinds)
+            );
+            let dropped: u64 = scrub.dropped.values().sum();
+            if dropped > 0 {
+                eprintln!(
+                    "  free text dropped, as it could not be read as text: {}",
+                    HumanCount(dropped)
+                );
+            }
         }
         if totals.summary.skipped > 0 {
             eprintln!(
