@@ -235,8 +235,75 @@ fn scalar(value: &Value) -> String {
     format!(r#"<span class="{class}">{}</span>"#, esc(&text))
 }
 
-/// A JSON value as nested lines, the marked leaves highlighted and annotated.
-fn tree(value: &Value, key: Option<&str>, pointer: &str, marks: &Marks, out: &mut String) {
+/// A string value with the spans `scrub` replaced in it marked, each titled with its kind and
+/// the layer that found it; `None` when the spans do not fall in the text (they index a
+/// base64 value's decoded content).
+fn marked(value: &Value, spans: &[deid::scrub::Span]) -> Option<String> {
+    let text = value.as_str()?;
+    if spans.iter().any(|s| {
+        s.end > text.len() || !text.is_char_boundary(s.start) || !text.is_char_boundary(s.end)
+    }) {
+        return None;
+    }
+    let mut out = String::from(r#"<span class="str">""#);
+    let mut at = 0;
+    let quoted = |part: &str| {
+        let json = Value::String(part.to_owned()).to_string();
+        esc(&json[1..json.len() - 1])
+    };
+    for span in spans {
+        if span.start < at {
+            return None;
+        }
+        out.push_str(&quoted(&text[at..span.start]));
+        let _ = write!(
+            out,
+            r#"<mark class="scrub {layer}" title="{kind}, found by the {layer} layer">{}</mark>"#,
+            quoted(&text[span.start..span.end]),
+            layer = span.layer.name(),
+            kind = span.kind.name()
+        );
+        at = span.end;
+    }
+    out.push_str(&quoted(&text[at..]));
+    out.push_str("\"</span>");
+    Some(out)
+}
+
+/// What `scrub` replaced in an element, for the changes table: `name (record) ×2, date
+/// (patterns)`.
+fn spans_summary(spans: &[deid::scrub::Span]) -> String {
+    let mut counts: Vec<((&str, &str), usize)> = Vec::new();
+    for span in spans {
+        let key = (span.kind.name(), span.layer.name());
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|((kind, layer), n)| match n {
+            1 => format!("{kind} ({layer})"),
+            n => format!("{kind} ({layer}) ×{n}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The spans `scrub` replaced, by the JSON Pointer of their element.
+type Scrubbed = HashMap<String, Vec<deid::scrub::Span>>;
+
+/// A JSON value as nested lines, the marked leaves highlighted and annotated, and the spans
+/// `scrub` replaced in them marked.
+fn tree(
+    value: &Value,
+    key: Option<&str>,
+    pointer: &str,
+    marks: &Marks,
+    scrubbed: &Scrubbed,
+    out: &mut String,
+) {
     let label = key
         .map(|k| {
             format!(
@@ -271,7 +338,7 @@ fn tree(value: &Value, key: Option<&str>, pointer: &str, marks: &Marks, out: &mu
                 r#"<div class="node"><div class="line">{label}<span class="punct">{open}</span></div><div class="children">"#
             );
             for (k, p, v) in items {
-                tree(v, k.as_deref(), &p, marks, out);
+                tree(v, k.as_deref(), &p, marks, scrubbed, out);
             }
             let _ = write!(
                 out,
@@ -280,13 +347,16 @@ fn tree(value: &Value, key: Option<&str>, pointer: &str, marks: &Marks, out: &mu
         }
         None => match marks.get(pointer) {
             Some((change, rule)) => {
+                let value = scrubbed
+                    .get(pointer)
+                    .and_then(|spans| marked(value, spans))
+                    .unwrap_or_else(|| scalar(value));
                 let _ = write!(
                     out,
                     r#"<div class="line {class}" data-pointer="{p}" title="{rule}">{label}{value}<span class="rule">{rule}</span></div>"#,
                     class = change.class(),
                     p = esc(pointer),
                     rule = esc(rule),
-                    value = scalar(value)
                 );
             }
             None => {
@@ -389,6 +459,8 @@ struct Outcome {
     engine_name: String,
     left: Marks,
     right: Marks,
+    /// What `scrub` replaced, by element.
+    scrubbed: Scrubbed,
 }
 
 fn preview(state: &Dashboard, form: &PreviewForm) -> Result<Outcome, String> {
@@ -440,8 +512,12 @@ fn preview(state: &Dashboard, form: &PreviewForm) -> Result<Outcome, String> {
         .deidentify_traced(&mut after, &deid::Context::default())
         .map_err(|e| format!("de-identification failed: {e}"))?;
     let mut owners: HashMap<&str, usize> = HashMap::new();
+    let mut scrubbed = Scrubbed::new();
     for t in &touched {
         owners.entry(t.pointer.as_str()).or_insert(t.rule);
+        if !t.spans.is_empty() {
+            scrubbed.insert(t.pointer.clone(), t.spans.clone());
+        }
     }
     let (mut left, mut right) = (Vec::new(), Vec::new());
     diff(&before, &after, "", &mut left, &mut right);
@@ -450,7 +526,10 @@ fn preview(state: &Dashboard, form: &PreviewForm) -> Result<Outcome, String> {
         changes
             .into_iter()
             .map(|(p, c)| {
-                let rule = rule_for(&p, &owners, config);
+                let mut rule = rule_for(&p, &owners, config);
+                if let Some(spans) = scrubbed.get(&p) {
+                    rule = format!("{rule}; scrubbed: {}", spans_summary(spans));
+                }
                 (p, (c, rule))
             })
             .collect()
@@ -461,14 +540,29 @@ fn preview(state: &Dashboard, form: &PreviewForm) -> Result<Outcome, String> {
         before,
         after,
         engine_name,
+        scrubbed,
     })
 }
 
 fn outcome_html(outcome: &Outcome) -> String {
     let mut left = String::new();
-    tree(&outcome.before, None, "", &outcome.left, &mut left);
+    tree(
+        &outcome.before,
+        None,
+        "",
+        &outcome.left,
+        &outcome.scrubbed,
+        &mut left,
+    );
     let mut right = String::new();
-    tree(&outcome.after, None, "", &outcome.right, &mut right);
+    tree(
+        &outcome.after,
+        None,
+        "",
+        &outcome.right,
+        &Scrubbed::new(),
+        &mut right,
+    );
     let mut changes: Vec<(&String, &(Change, String))> = outcome
         .left
         .iter()
@@ -591,10 +685,54 @@ mod tests {
         .into_iter()
         .collect();
         let mut out = String::new();
-        tree(&value, None, "", &marks, &mut out);
+        tree(&value, None, "", &marks, &Scrubbed::new(), &mut out);
         assert!(!out.contains("<script>"));
         assert!(out.contains("&lt;script&gt;"));
         assert!(out.contains(r#"class="line removed" data-pointer="/name""#));
         assert!(out.contains("rule 1: Patient.name → redact"));
+    }
+
+    #[test]
+    fn scrubbed_spans_are_marked_with_their_layer_and_escaped() {
+        use deid::scrub::{Kind, Layer, Span};
+        let value = json!({"note": "Seen <b>Ann</b> on 03/04/2021"});
+        let marks: Marks = [(
+            "/note".to_owned(),
+            (
+                Change::Changed,
+                "rule 2: nodesByType('string') → scrub".to_owned(),
+            ),
+        )]
+        .into_iter()
+        .collect();
+        let span = |start, end, kind, layer| Span {
+            start,
+            end,
+            kind,
+            layer,
+            date: None,
+        };
+        let scrubbed: Scrubbed = [(
+            "/note".to_owned(),
+            vec![
+                span(8, 11, Kind::Name, Layer::Record),
+                span(19, 29, Kind::Date, Layer::Pattern),
+            ],
+        )]
+        .into_iter()
+        .collect();
+        let mut out = String::new();
+        tree(&value, None, "", &marks, &scrubbed, &mut out);
+        assert!(out.contains(
+            r#"<mark class="scrub record" title="name, found by the record layer">Ann</mark>"#
+        ));
+        assert!(out.contains(
+            r#"<mark class="scrub patterns" title="date, found by the patterns layer">03/04/2021</mark>"#
+        ));
+        assert!(out.contains("&lt;b&gt;") && !out.contains("<b>"));
+        assert_eq!(
+            spans_summary(&scrubbed["/note"]),
+            "name (record), date (patterns)"
+        );
     }
 }
