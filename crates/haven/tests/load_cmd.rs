@@ -120,3 +120,88 @@ fn missing_and_malformed_inputs_are_named_and_fail() {
     );
     assert!(!stderr.contains("Secret"));
 }
+
+/// The store's live resources as `(type, id, version, JSON without meta.lastUpdated)`, sorted:
+/// what two loads must agree on (instants aside).
+fn snapshot(db: &Path) -> Vec<(String, String, u64, String)> {
+    let store = store::open(db.to_str().unwrap()).unwrap();
+    let at = store.transaction_time().unwrap();
+    let mut rows = Vec::new();
+    for (resource_type, _) in store.counts().unwrap() {
+        let query = store::ExportQuery {
+            resource_type,
+            at,
+            since: None,
+            patients: store::PatientScope::All,
+        };
+        for resource in store::export_resources(store.as_ref(), query, 0, 1000) {
+            let resource = resource.unwrap();
+            let mut json: serde_json::Value = serde_json::from_str(&resource.json).unwrap();
+            json["meta"].as_object_mut().unwrap().remove("lastUpdated");
+            rows.push((
+                resource.resource_type,
+                resource.id,
+                resource.version,
+                json.to_string(),
+            ));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_load_killed_midway_then_run_again_gives_the_store_of_one_load() {
+    let (folder, expected) = synthea_subset(3);
+    let total: u64 = expected.values().sum();
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.db");
+    assert_eq!(load(whole.to_str().unwrap(), folder.path()), expected);
+
+    // Killed with SIGKILL once some batches are committed.
+    let killed = dir.path().join("killed.db");
+    let mut child = haven()
+        .args(["load", "--batch", "300", "--db"])
+        .arg(&killed)
+        .arg(folder.path())
+        .env("HAVEN_TEST_LOAD_PAUSE_AT", "600")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let paused = std::io::BufRead::lines(stderr)
+        .map(Result::unwrap)
+        .any(|line| line.contains("load paused"));
+    assert!(paused, "the load finished before the pause point");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial: u64 = store::open(killed.to_str().unwrap())
+        .unwrap()
+        .counts()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert!(partial >= 600 && partial < total, "{partial} of {total}");
+
+    // Loaded again: the store of one uninterrupted load, nothing duplicated.
+    assert_eq!(load(killed.to_str().unwrap(), folder.path()), expected);
+    let one_load = snapshot(&whole);
+    assert_eq!(one_load.len() as u64, total);
+    assert!(one_load.iter().all(|(_, _, version, _)| *version == 1));
+    assert_eq!(snapshot(&killed), one_load);
+
+    // And a third time: every resource is found unchanged.
+    let output = haven()
+        .args(["load", "--db"])
+        .arg(&killed)
+        .arg(folder.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("; {total} were already there")),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&killed), one_load);
+}

@@ -1,8 +1,10 @@
 //! The README's whole job on real Synthea data, as the demo runs it but smaller: `haven load`
 //! the hospital and practitioner Bundles and a few patients, `haven serve` them, land a lake
-//! with `haven pipeline run` and the safe-harbor preset, and `haven validate` it, which must
-//! pass: every count reconciled, every reference resolved, no identifier left (Synthea's
-//! ZIP+4 postal codes, addresses and names included).
+//! with `haven pipeline run` (its default level, and the safe-harbor preset), and `haven
+//! validate` it, which must pass: every count reconciled, every reference resolved, no
+//! identifier left (Synthea's ZIP+4 postal codes, addresses and names included). A
+//! patient-level lake passes too, its references to the Organizations and Practitioners such
+//! an export leaves out counted apart from dangling ones.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -71,42 +73,70 @@ fn a_safe_harbor_lake_of_synthea_data_validates() {
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned();
 
+    let pipeline = |lake: &Path, level: &[&str]| {
+        haven()
+            .args(["pipeline", "run", "--server", &base])
+            .args(level)
+            .args([
+                "--preset",
+                "safe-harbor",
+                "--format",
+                "ndjson,parquet",
+                "--generate-keys",
+            ])
+            .arg("--key-file")
+            .arg(dir.path().join("keys.json"))
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .arg("--lake")
+            .arg(lake)
+            .stdout(Stdio::null())
+            .output()
+            .unwrap()
+    };
     let lake = dir.path().join("lake");
-    let landed = haven()
-        .args(["pipeline", "run", "--server", &base, "--level", "system"])
-        .args([
-            "--preset",
-            "safe-harbor",
-            "--format",
-            "ndjson,parquet",
-            "--generate-keys",
-        ])
-        .arg("--key-file")
-        .arg(dir.path().join("keys.json"))
-        .arg("--work-dir")
-        .arg(dir.path().join("work"))
-        .arg("--lake")
-        .arg(&lake)
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
+    let landed = pipeline(&lake, &[]);
+    let patient_lake = dir.path().join("patient-lake");
+    let patient_landed = pipeline(&patient_lake, &["--level", "patient"]);
     let _ = server.kill();
     let _ = server.wait();
-    assert!(
-        landed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&landed.stderr)
-    );
-
-    let validated = haven().arg("validate").arg(&lake).output().unwrap();
-    let report = String::from_utf8_lossy(&validated.stdout);
-    assert_eq!(validated.status.code(), Some(0), "{report}");
-    for check in ["counts", "tables", "references", "identifiers"] {
+    for landed in [&landed, &patient_landed] {
         assert!(
-            report
-                .lines()
-                .any(|l| l.trim_start().starts_with(&format!("pass  {check}"))),
-            "{check} passes: {report}"
+            landed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&landed.stderr)
         );
     }
+
+    let validate = |lake: &Path| {
+        let validated = haven().arg("validate").arg(lake).output().unwrap();
+        let report = String::from_utf8_lossy(&validated.stdout).into_owned();
+        assert_eq!(validated.status.code(), Some(0), "{report}");
+        for check in ["counts", "tables", "references", "identifiers"] {
+            assert!(
+                report
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("pass  {check}"))),
+                "{check} passes: {report}"
+            );
+        }
+        report
+    };
+    let report = validate(&lake);
+    assert!(!report.contains("leaves out"), "{report}");
+    let report = validate(&patient_lake);
+    let references = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("pass  references"))
+        .unwrap();
+    assert!(
+        references.contains("which a patient-level export leaves out"),
+        "{references}"
+    );
+    let excluded: u64 = references
+        .split("; ")
+        .find(|part| part.contains("outside the Patient compartment"))
+        .and_then(|part| part.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(excluded > 0, "{references}");
 }

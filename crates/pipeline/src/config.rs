@@ -4,7 +4,7 @@
 //! [source]
 //! server = "http://127.0.0.1:8080/fhir"   # a Bulk Data server …
 //! # folder = "exports/2024-01-01"        # … or a folder of NDJSON files
-//! level = "patient"                       # system | patient | group
+//! level = "system"                        # system (default) | patient | group
 //! # group = "covid-cohort"
 //! # types = ["Patient", "Observation"]
 //!
@@ -98,13 +98,26 @@ pub struct SmartConfig {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportLevel {
-    /// `[base]/$export`.
-    System,
-    /// `[base]/Patient/$export`.
+    /// `[base]/$export`: every resource, including the Organizations, Practitioners,
+    /// Locations and Medications that patients' resources refer to, so that every reference
+    /// of the lake resolves. The default.
     #[default]
+    System,
+    /// `[base]/Patient/$export`: the Patient compartments only.
     Patient,
-    /// `[base]/Group/[id]/$export`.
+    /// `[base]/Group/[id]/$export`: the compartments of the group's patients.
     Group,
+}
+
+impl ExportLevel {
+    /// The level's name: `system`, `patient` or `group`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportLevel::System => "system",
+            ExportLevel::Patient => "patient",
+            ExportLevel::Group => "group",
+        }
+    }
 }
 
 /// The de-identification step.

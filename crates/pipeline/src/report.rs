@@ -15,6 +15,12 @@ pub struct RunReport {
     pub lake: String,
     /// Where the data came from (a server URL or a folder).
     pub source: String,
+    /// The Bulk Data export level of a server source: `system`, `patient` or `group`. A
+    /// patient- or group-level export leaves out the resources outside the Patient
+    /// compartment (Organizations, Practitioners, Locations, Medications…) that the patients'
+    /// resources refer to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
     /// The de-identification applied (`preset safe-harbor`, `configuration FILE`).
     pub deid: String,
     /// The `_since` of the export, for an incremental run.

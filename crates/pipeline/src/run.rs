@@ -123,6 +123,11 @@ impl Pipeline {
             run_id: current.run_id.clone(),
             lake: config.lake.location.clone(),
             source: self.source_name(),
+            level: config
+                .source
+                .server
+                .as_ref()
+                .map(|_| config.source.level.as_str().to_owned()),
             deid: deid_name.clone(),
             since: current.since.clone(),
             started: current.started.clone(),

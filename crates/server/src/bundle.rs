@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
+use sha2::Digest;
 use store::{Store, Write, WriteKind, WriteOutcome};
 
 use crate::ServerConfig;
@@ -117,6 +118,14 @@ impl Plan {
         self.actions.is_empty()
     }
 
+    /// The types of the conditional creates that matched an existing resource, one per entry.
+    pub fn matched_types(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().filter_map(|action| match action {
+            Action::Existing { resource_type, .. } => Some(resource_type.as_str()),
+            _ => None,
+        })
+    }
+
     /// For a one-entry plan whose conditional create matched: that resource's type and id.
     pub fn existing(&self) -> Option<(&str, &str)> {
         match self.actions.as_slice() {
@@ -135,19 +144,47 @@ type IdentifierKey = (String, Option<String>, String);
 #[derive(Debug, Default)]
 pub struct Resolver {
     cache: HashMap<String, String>,
-    pending: HashMap<IdentifierKey, String>,
+    /// Identifiers of created resources: the id, and the [`Seal`] their plan falls under.
+    pending: HashMap<IdentifierKey, (String, Seal)>,
+    /// The seal of the plans being made.
+    open: Seal,
+    stable_ids: bool,
 }
 
+/// A mark between the plans made before and after [`Resolver::seal`], so that the identifiers
+/// of plans handed to a store transaction can be forgotten once it commits, while later plans
+/// are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seal(u64);
+
 impl Resolver {
-    /// A resolver with nothing cached.
+    /// A resolver with nothing cached, for `POST /fhir`: created resources get new random ids.
     pub fn new() -> Resolver {
         Resolver::default()
     }
 
-    /// Forgets the identifiers of created resources (once they are committed, searches find
-    /// them), keeping the cached unique matches.
-    pub fn committed(&mut self) {
-        self.pending.clear();
+    /// A resolver for loads, where the same Bundle planned twice must give the same writes:
+    /// a POST entry's id is the UUID of its `urn:uuid:` fullUrl (or, without one, a hash of
+    /// its content), and creates and updates are [`Write::Upsert`]s, so loading again writes
+    /// nothing new.
+    pub fn stable() -> Resolver {
+        Resolver {
+            stable_ids: true,
+            ..Resolver::default()
+        }
+    }
+
+    /// Closes the plans made so far (about to be committed) under a seal.
+    pub fn seal(&mut self) -> Seal {
+        let sealed = self.open;
+        self.open = Seal(sealed.0 + 1);
+        sealed
+    }
+
+    /// Forgets the identifiers of resources created by the plans under `seal` and before
+    /// (they are committed: searches find them), keeping the cached unique matches.
+    pub fn committed(&mut self, seal: Seal) {
+        self.pending.retain(|_, (_, of)| *of > seal);
     }
 
     /// The ids of the resources of `resource_type` matching `query` (at most two: enough to
@@ -170,7 +207,7 @@ impl Resolver {
                 None => (None, value.clone()),
             };
             let key = (resource_type.to_owned(), system, value);
-            if let Some(id) = self.pending.get(&key) {
+            if let Some((id, _)) = self.pending.get(&key) {
                 return Ok(vec![id.clone()]);
             }
         }
@@ -215,7 +252,7 @@ impl Resolver {
             for system in [system.map(str::to_owned), None] {
                 let key = (resource_type.to_owned(), system, value.to_owned());
                 if !self.pending.contains_key(&key) {
-                    self.pending.insert(key.clone(), id.to_owned());
+                    self.pending.insert(key.clone(), (id.to_owned(), self.open));
                     added.push(key);
                 }
             }
@@ -473,7 +510,11 @@ fn plan_entries(
                 };
                 match existing.as_slice() {
                     [] => {
-                        let id = store::new_id();
+                        let id = if resolver.stable_ids {
+                            stable_id(entry.full_url.as_deref(), entry.resource.as_ref())
+                        } else {
+                            store::new_id()
+                        };
                         if let Some(resource) = &entry.resource {
                             added.extend(resolver.remember(resource_type, &id, resource));
                         }
@@ -551,7 +592,9 @@ fn plan_entries(
                     resolve_reference(context, resolver, &urls, reference)
                         .map_err(|e| e.at(format!("{at}{path}")))
                 })?;
-                if entry.method == Method::Post {
+                if resolver.stable_ids && entry.if_match.is_none() {
+                    Write::Upsert(resource)
+                } else if entry.method == Method::Post {
                     Write::Create(resource)
                 } else {
                     Write::Update {
@@ -580,8 +623,21 @@ fn several(resource_type: &str) -> FhirError {
     )
 }
 
+/// The id a load gives a created resource: the UUID of a `urn:uuid:` fullUrl when it is a
+/// valid id, otherwise a hash of the resource as given (the same content, the same id).
+pub fn stable_id(full_url: Option<&str>, resource: Option<&Value>) -> String {
+    if let Some(uuid) = full_url.and_then(|url| url.strip_prefix("urn:uuid:"))
+        && fhir::reference::is_valid_id(uuid)
+    {
+        return uuid.to_owned();
+    }
+    let text = resource.map(Value::to_string).unwrap_or_default();
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..16])
+}
+
 /// Sets `id`, keeping it first after `resourceType` when the resource had none.
-fn set_id(object: &mut Map<String, Value>, id: &str) {
+pub(crate) fn set_id(object: &mut Map<String, Value>, id: &str) {
     if let Some(existing) = object.get_mut("id") {
         *existing = Value::String(id.to_owned());
         return;
@@ -903,18 +959,6 @@ fn get(context: Context<'_>, target: &Target) -> Result<(Option<String>, String)
                     .collect();
             let search = Search::parse(resource_type, &params, context.config, false)?;
             Ok((None, search.run(context.store, context.base_url)?))
-        }
-    }
-}
-
-/// Counts of resources written by a transaction's outcomes, by type (creates and updates).
-pub fn written_counts(
-    outcomes: &[WriteOutcome],
-    counts: &mut std::collections::BTreeMap<String, u64>,
-) {
-    for outcome in outcomes {
-        if matches!(outcome.kind, WriteKind::Created | WriteKind::Updated) {
-            *counts.entry(outcome.resource_type.clone()).or_default() += 1;
         }
     }
 }

@@ -2,12 +2,19 @@
 //! (`.json`, `.json.gz`, `.json.bz2`), NDJSON (`.ndjson`, `.ndjson.gz`, `.ndjson.bz2`) and
 //! single resources.
 //!
-//! Bundles are planned by the same code as `POST /fhir` ([`crate::bundle`]): new server ids,
-//! `urn:uuid:` and conditional references rewritten, conditional creates honoured. Many
-//! Bundles are committed together in one store transaction of about
-//! [`LoadOptions::batch_resources`] resources, which is what makes loading fast; a batch Bundle
-//! is loaded as one unit like a transaction. NDJSON resources keep their ids (they are
-//! written as updates), as an export from another server gives them.
+//! Bundles are planned by the same code as `POST /fhir` ([`crate::bundle`]): `urn:uuid:` and
+//! conditional references rewritten, conditional creates honoured. Many Bundles are committed
+//! together in one store transaction of about [`LoadOptions::batch_resources`] resources,
+//! which is what makes loading fast; a batch Bundle is loaded as one unit like a transaction.
+//! While a batch is committed (on a thread of its own), the next files are read and parsed in
+//! parallel and planned.
+//!
+//! Loads are idempotent and resumable: loading the same input again, whole or after an
+//! interrupted load (a crash, `kill -9`), gives the store that one uninterrupted load gives.
+//! Resources keep their ids (NDJSON, as an export from another server gives them, and single
+//! resources); a Bundle's created resources get stable ids ([`Resolver::stable`]: the UUID of
+//! their `urn:uuid:` fullUrl); and every write is a [`Write::Upsert`], which writes nothing
+//! when the stored version already holds the same content.
 //!
 //! Folders are read recursively. Synthea's `hospitalInformation*` and
 //! `practitionerInformation*` Bundles are loaded first, since the patients' Bundles refer to
@@ -20,14 +27,15 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use fhir::ndjson::{NdjsonError, NdjsonReader, ReadOptions};
 use rayon::prelude::*;
 use serde_json::Value;
-use store::{Store, Write};
+use store::{Store, Write, WriteKind, WriteOutcome};
 
 use crate::ServerConfig;
-use crate::bundle::{self, Context, Resolver};
+use crate::bundle::{self, Context, Resolver, Seal};
 use crate::outcome::FhirError;
 
 /// How a load runs.
@@ -65,10 +73,13 @@ pub struct LoadProgress {
 pub struct LoadSummary {
     /// Files read.
     pub files: usize,
-    /// Resources written (created or updated).
+    /// Resources of the input now in the store: written (created or updated) or found there
+    /// already with the same content.
     pub resources: u64,
-    /// Resources written per type.
+    /// Those resources per type.
     pub counts: BTreeMap<String, u64>,
+    /// How many of them were already stored with the same content (nothing written).
+    pub unchanged: u64,
 }
 
 /// Why a load stopped. Messages name files, entries and element paths, never values.
@@ -238,16 +249,16 @@ fn parse_json(path: &Path) -> Result<Value, LoadError> {
     }
 }
 
-/// A resource outside a Bundle: kept with its id (an update), or created when it has none.
-fn single(resource: Value) -> Write {
-    if resource.get("id").and_then(Value::as_str).is_some() {
-        Write::Update {
-            resource,
-            if_match: None,
+/// A resource outside a Bundle, kept with its id; one without gets a stable id from its
+/// content ([`bundle::stable_id`]).
+fn single(mut resource: Value) -> Write {
+    if resource.get("id").is_none() {
+        let id = bundle::stable_id(None, Some(&resource));
+        if let Value::Object(object) = &mut resource {
+            bundle::set_id(object, &id);
         }
-    } else {
-        Write::Create(resource)
     }
+    Write::Upsert(resource)
 }
 
 /// Loads `files` (see [`input_files`]) into `store`, calling `progress` after each file.
@@ -258,56 +269,83 @@ pub fn load(
     progress: &mut dyn FnMut(&LoadProgress),
 ) -> Result<LoadSummary, LoadError> {
     let config = ServerConfig::default();
-    let mut loader = Loader {
-        context: Context {
-            store,
-            base_url: "",
-            config: &config,
-        },
-        options,
-        resolver: Resolver::new(),
-        batch: Vec::new(),
-        summary: LoadSummary::default(),
-        last: PathBuf::new(),
-    };
-    let mut done = 0;
-    let mut report = |loader: &Loader<'_>, done: usize| {
-        progress(&LoadProgress {
-            files_done: done,
-            files_total: files.len(),
-            resources: loader.summary.resources,
+    std::thread::scope(|scope| {
+        // One batch is committed on this thread while the next one is read and planned.
+        let (batches, inbox) = sync_channel::<Vec<Write>>(0);
+        let (results, outcomes) = sync_channel(1);
+        scope.spawn(move || {
+            for batch in inbox {
+                if results.send(store.transaction(batch)).is_err() {
+                    break;
+                }
+            }
         });
-    };
-    // Runs of JSON files are parsed `parse_ahead` at a time in parallel, then planned in order.
-    let mut rest = files;
-    while let Some(first) = rest.first() {
-        if format_of(first) == Some(Format::Ndjson) {
-            loader.ndjson(first, &mut |loader| report(loader, done))?;
-            done += 1;
-            report(&loader, done);
-            rest = &rest[1..];
-            continue;
+        let mut loader = Loader {
+            context: Context {
+                store,
+                base_url: "",
+                config: &config,
+            },
+            options,
+            resolver: Resolver::stable(),
+            batch: Vec::new(),
+            summary: LoadSummary::default(),
+            last: PathBuf::new(),
+            batches,
+            outcomes,
+            in_flight: None,
+        };
+        let mut done = 0;
+        let mut report = |loader: &Loader<'_>, done: usize| {
+            progress(&LoadProgress {
+                files_done: done,
+                files_total: files.len(),
+                resources: loader.summary.resources,
+            });
+        };
+        // Runs of JSON files are parsed `parse_ahead` at a time in parallel, then planned in
+        // order.
+        let mut rest = files;
+        while let Some(first) = rest.first() {
+            if format_of(first) == Some(Format::Ndjson) {
+                loader.ndjson(first, &mut |loader| report(loader, done))?;
+                done += 1;
+                report(&loader, done);
+                rest = &rest[1..];
+                continue;
+            }
+            let run = rest
+                .iter()
+                .take(options.parse_ahead.max(1))
+                .take_while(|path| format_of(path) != Some(Format::Ndjson))
+                .count();
+            let parsed: Vec<Result<Value, LoadError>> = rest[..run]
+                .par_iter()
+                .map(|path| parse_json(path))
+                .collect();
+            for (path, value) in rest[..run].iter().zip(parsed) {
+                loader.json(path, value?)?;
+                done += 1;
+                report(&loader, done);
+            }
+            rest = &rest[run..];
         }
-        let run = rest
-            .iter()
-            .take(options.parse_ahead.max(1))
-            .take_while(|path| format_of(path) != Some(Format::Ndjson))
-            .count();
-        let parsed: Vec<Result<Value, LoadError>> = rest[..run]
-            .par_iter()
-            .map(|path| parse_json(path))
-            .collect();
-        for (path, value) in rest[..run].iter().zip(parsed) {
-            loader.json(path, value?)?;
-            done += 1;
-            report(&loader, done);
-        }
-        rest = &rest[run..];
-    }
-    loader.flush()?;
-    report(&loader, done);
-    loader.summary.files = files.len();
-    Ok(loader.summary)
+        loader.flush()?;
+        loader.wait()?;
+        report(&loader, done);
+        loader.summary.files = files.len();
+        Ok(loader.summary)
+    })
+}
+
+/// A batch handed to the committing thread.
+struct InFlight {
+    /// The resolver's seal over the plans of the batch.
+    seal: Seal,
+    /// Which writes of the batch are deletes (not counted as loaded resources).
+    deletes: Vec<bool>,
+    /// The batch's last file, named in errors.
+    last: PathBuf,
 }
 
 /// The state of a load between files.
@@ -319,6 +357,12 @@ struct Loader<'a> {
     summary: LoadSummary,
     /// The last file added to the batch.
     last: PathBuf,
+    /// Batches to commit, to the committing thread.
+    batches: SyncSender<Vec<Write>>,
+    /// The outcomes of committed batches, from it.
+    outcomes: Receiver<store::Result<Vec<WriteOutcome>>>,
+    /// The batch being committed.
+    in_flight: Option<InFlight>,
 }
 
 impl Loader<'_> {
@@ -335,6 +379,15 @@ impl Loader<'_> {
                             error,
                         }
                     })?;
+                for resource_type in plan.matched_types() {
+                    self.summary.unchanged += 1;
+                    self.summary.resources += 1;
+                    *self
+                        .summary
+                        .counts
+                        .entry(resource_type.to_owned())
+                        .or_default() += 1;
+                }
                 self.batch.extend(plan.writes);
             }
             (true, "collection") => {
@@ -381,24 +434,63 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// Commits the batch.
+    /// Hands the batch to the committing thread, once the batch before it is committed.
     fn flush(&mut self) -> Result<(), LoadError> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        self.wait()?;
         let writes = std::mem::take(&mut self.batch);
-        let outcomes =
-            self.context
-                .store
-                .transaction(writes)
-                .map_err(|source| LoadError::Store {
-                    last: self.last.clone(),
-                    source,
-                })?;
-        let before: u64 = self.summary.counts.values().sum();
-        bundle::written_counts(&outcomes, &mut self.summary.counts);
-        self.summary.resources += self.summary.counts.values().sum::<u64>() - before;
-        self.resolver.committed();
+        let deletes = writes
+            .iter()
+            .map(|write| matches!(write, Write::Delete { .. }))
+            .collect();
+        self.in_flight = Some(InFlight {
+            seal: self.resolver.seal(),
+            deletes,
+            last: self.last.clone(),
+        });
+        if self.batches.send(writes).is_err() {
+            // The committing thread is gone: it panicked; its result says so.
+            return self.wait();
+        }
+        Ok(())
+    }
+
+    /// Waits for the batch being committed, if any, and counts what it wrote.
+    fn wait(&mut self) -> Result<(), LoadError> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let outcomes = self
+            .outcomes
+            .recv()
+            .unwrap_or_else(|_| {
+                Err(store::Error::Database(
+                    "the committing thread stopped".to_owned(),
+                ))
+            })
+            .map_err(|source| LoadError::Store {
+                last: in_flight.last.clone(),
+                source,
+            })?;
+        for (outcome, delete) in outcomes.iter().zip(&in_flight.deletes) {
+            if *delete {
+                continue;
+            }
+            match outcome.kind {
+                WriteKind::Created | WriteKind::Updated => {}
+                WriteKind::Unchanged => self.summary.unchanged += 1,
+                WriteKind::Deleted => continue,
+            }
+            *self
+                .summary
+                .counts
+                .entry(outcome.resource_type.clone())
+                .or_default() += 1;
+            self.summary.resources += 1;
+        }
+        self.resolver.committed(in_flight.seal);
         Ok(())
     }
 }

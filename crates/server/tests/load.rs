@@ -155,23 +155,38 @@ fn synthea_bundles_load_into_postgres_with_references_rewritten() {
 }
 
 #[test]
-fn loading_conditional_creates_twice_creates_them_once() {
+fn loading_the_same_bundles_twice_writes_nothing_new() {
     let dir = tempfile::tempdir().unwrap();
     let store = store::open(&dir.path().join("haven.db").display().to_string()).unwrap();
-    let hospital = synthea_files(0);
-    let options = LoadOptions::default();
-    let first = load(store.as_ref(), &hospital, &options, &mut |_| {}).unwrap();
+    let files = synthea_files(1);
+    let options = LoadOptions {
+        batch_resources: 300,
+        ..LoadOptions::default()
+    };
+    let first = load(store.as_ref(), &files, &options, &mut |_| {}).unwrap();
     assert!(first.resources > 700);
-    // Organizations, Locations and Practitioners are created `ifNoneExist`; the
-    // PractitionerRoles are plain creates.
-    let second = load(store.as_ref(), &hospital, &options, &mut |_| {}).unwrap();
-    let roles = first.counts["PractitionerRole"];
-    assert_eq!(
-        second.counts,
-        BTreeMap::from([("PractitionerRole".to_owned(), roles)])
-    );
+    assert_eq!(first.unchanged, 0);
+    let history = |store: &dyn Store| {
+        store
+            .history(&store::HistoryQuery {
+                scope: store::HistoryScope::System,
+                since: None,
+                count: 1,
+                offset: 0,
+            })
+            .unwrap()
+            .total
+    };
+    let versions = history(store.as_ref());
+    // Organizations, Locations and Practitioners are conditional creates; the patient's
+    // resources and the PractitionerRoles get the ids of their urn:uuid fullUrls and are
+    // found unchanged.
+    let second = load(store.as_ref(), &files, &options, &mut |_| {}).unwrap();
+    assert_eq!(second.counts, first.counts);
+    assert_eq!(second.unchanged, first.resources);
+    assert_eq!(history(store.as_ref()), versions, "no version was written");
     let stored: u64 = store.counts().unwrap().iter().map(|(_, n)| n).sum();
-    assert_eq!(stored, first.resources + roles);
+    assert_eq!(stored, first.resources);
 }
 
 #[test]

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::index::{self, Entries};
 use crate::search::{self, SearchPage, SearchQuery};
-use crate::sql::{Arg, Backend, Conn, Dialect, Mode, Row, Sql, for_each_chunk, insert_rows};
+use crate::sql::{Arg, Backend, Conn, Dialect, Mode, Row, Sql, for_each_chunk};
 use crate::time::Timestamp;
 use crate::{
     ExportJob, ExportPage, ExportQuery, HistoryEntry, HistoryPage, HistoryQuery, HistoryScope,
@@ -118,6 +119,9 @@ CREATE INDEX IF NOT EXISTS idx_string_seq ON idx_string (seq);
 CREATE INDEX IF NOT EXISTS idx_date_seq ON idx_date (seq);
 CREATE INDEX IF NOT EXISTS idx_ref_seq ON idx_ref (seq)
 ";
+
+/// Transactions with at least this many writes prepare them in parallel.
+const PARALLEL_PREPARE: usize = 64;
 
 /// The version of [`SCHEMA`], recorded in `store_meta`.
 const SCHEMA_VERSION: &str = "1";
@@ -243,6 +247,8 @@ enum Op {
     Put {
         resource: Value,
         create_only: bool,
+        /// An upsert: nothing is written when the current version holds the same content.
+        skip_same: bool,
         if_match: Option<u64>,
         entries: Entries,
         patients: Vec<String>,
@@ -293,7 +299,7 @@ fn insert_after(object: &mut Map<String, Value>, anchor: &str, key: &str, value:
 }
 
 fn prepare(write: Write) -> Result<Prepared> {
-    let (mut resource, create_only, if_match) = match write {
+    let (mut resource, create_only, skip_same, if_match) = match write {
         Write::Delete {
             resource_type,
             id,
@@ -306,8 +312,9 @@ fn prepare(write: Write) -> Result<Prepared> {
                 op: Op::Delete { if_match },
             });
         }
-        Write::Create(resource) => (resource, true, None),
-        Write::Update { resource, if_match } => (resource, false, if_match),
+        Write::Create(resource) => (resource, true, false, None),
+        Write::Update { resource, if_match } => (resource, false, false, if_match),
+        Write::Upsert(resource) => (resource, false, true, None),
     };
     let resource_type = resource_type_of(&resource)?;
     let object = resource
@@ -339,6 +346,7 @@ fn prepare(write: Write) -> Result<Prepared> {
         op: Op::Put {
             resource,
             create_only,
+            skip_same,
             if_match,
             entries,
             patients,
@@ -414,21 +422,32 @@ fn lock_clock(conn: &mut dyn Conn, dialect: Dialect) -> Result<(i64, i64)> {
     Ok((row.int(0)?, row.int(1)?))
 }
 
-/// The current versions of the resources `prepared` names, by type and id.
-fn load_current(
-    conn: &mut dyn Conn,
-    prepared: &[Prepared],
-) -> Result<HashMap<(&'static str, String), Current>> {
+/// The current versions of the resources `prepared` names, by type and id, and the stored
+/// JSON of those that upserts name (to tell whether their content changed).
+fn load_current(conn: &mut dyn Conn, prepared: &[Prepared]) -> Result<(CurrentMap, StoredJson)> {
     let mut by_type: HashMap<&'static str, Vec<&str>> = HashMap::new();
     for p in prepared {
         by_type.entry(p.resource_type).or_default().push(&p.id);
     }
+    let with_json = prepared.iter().any(|p| {
+        matches!(
+            p.op,
+            Op::Put {
+                skip_same: true,
+                ..
+            }
+        )
+    });
+    let columns = if with_json {
+        "id, seq, version, deleted, last_updated, json"
+    } else {
+        "id, seq, version, deleted, last_updated"
+    };
     let mut current = HashMap::new();
+    let mut stored_json = HashMap::new();
     for (resource_type, ids) in by_type {
         for chunk in ids.chunks(1000) {
-            let mut sql = Sql::new(
-                "SELECT id, seq, version, deleted, last_updated FROM resources WHERE type = ",
-            );
+            let mut sql = Sql::new(&format!("SELECT {columns} FROM resources WHERE type = "));
             sql.push_arg(Arg::Text(resource_type.to_owned()))
                 .push(" AND valid_to IS NULL AND id IN (");
             for (n, id) in chunk.iter().enumerate() {
@@ -446,12 +465,21 @@ fn load_current(
                     deleted: row.flag(3)?,
                     last_updated: row.int(4)?,
                 };
+                if with_json && let Some(json) = row.take_opt_text(5)? {
+                    stored_json.insert((resource_type, id.clone()), json);
+                }
                 current.insert((resource_type, id), state);
             }
         }
     }
-    Ok(current)
+    Ok((current, stored_json))
 }
+
+/// Current versions by type and id, during a write transaction.
+type CurrentMap = HashMap<(&'static str, String), Current>;
+
+/// The stored JSON of current versions, by type and id.
+type StoredJson = HashMap<(&'static str, String), String>;
 
 /// The compartment patients of stored versions, by `seq`.
 fn load_patients(conn: &mut dyn Conn, seqs: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
@@ -482,7 +510,7 @@ fn apply(
     let (last_ts, last_seq) = lock_clock(conn, dialect)?;
     let now = Timestamp::now().millis().max(last_ts + 1);
     let at = Timestamp::from_millis(now);
-    let mut current = load_current(conn, &prepared)?;
+    let (mut current, stored_json) = load_current(conn, &prepared)?;
     let deleted_seqs: Vec<i64> = prepared
         .iter()
         .filter(|p| matches!(p.op, Op::Delete { .. }))
@@ -531,6 +559,36 @@ fn apply(
                 &id,
                 "the id is already in use".to_owned(),
             ));
+        }
+        if let (
+            Op::Put {
+                resource,
+                skip_same: true,
+                ..
+            },
+            Some(live),
+        ) = (&op, live)
+        {
+            let current_json = match live.origin {
+                Origin::Stored(_) => stored_json.get(&key).map(String::as_str),
+                Origin::New(index) => rows[index].json.as_deref(),
+            };
+            let same = stamp(
+                resource.clone(),
+                live.version,
+                Timestamp::from_millis(live.last_updated),
+            )?;
+            if current_json == Some(same.as_str()) {
+                outcomes.push(WriteOutcome {
+                    resource_type: resource_type.to_owned(),
+                    id,
+                    kind: WriteKind::Unchanged,
+                    version: live.version,
+                    last_updated: Timestamp::from_millis(live.last_updated),
+                    json: None,
+                });
+                continue;
+            }
         }
         if matches!(op, Op::Delete { .. }) && live.is_none() {
             outcomes.push(WriteOutcome {
@@ -607,7 +665,7 @@ fn apply(
     if rows.is_empty() {
         return Ok(outcomes);
     }
-    write_rows(conn, dialect, now, &superseded, &rows)?;
+    write_rows(conn, now, &superseded, &rows)?;
     conn.execute(
         "UPDATE store_clock SET last_ts = $1, last_seq = $2 WHERE id = 1",
         &[Arg::Int(now), Arg::Int(last_seq + rows.len() as i64)],
@@ -617,13 +675,7 @@ fn apply(
 
 /// Closes the superseded versions, drops their index entries, and inserts the new versions
 /// with their compartments and (for current, live ones) index entries.
-fn write_rows(
-    conn: &mut dyn Conn,
-    dialect: Dialect,
-    now: i64,
-    superseded: &[i64],
-    rows: &[NewRow],
-) -> Result<()> {
+fn write_rows(conn: &mut dyn Conn, now: i64, superseded: &[i64], rows: &[NewRow]) -> Result<()> {
     for_each_chunk(
         conn,
         "UPDATE resources SET valid_to = $1 WHERE seq IN (",
@@ -649,11 +701,18 @@ fn write_rows(
             ]
         })
         .collect();
-    insert_rows(
-        conn,
-        dialect,
-        "resources (seq, type, id, version, last_updated, valid_to, deleted, json)",
-        8,
+    conn.insert(
+        "resources",
+        &[
+            "seq",
+            "type",
+            "id",
+            "version",
+            "last_updated",
+            "valid_to",
+            "deleted",
+            "json",
+        ],
         versions,
     )?;
     let compartments = rows
@@ -664,13 +723,7 @@ fn write_rows(
                 .map(|patient| vec![Arg::Int(row.seq), Arg::Text(patient.clone())])
         })
         .collect();
-    insert_rows(
-        conn,
-        dialect,
-        "compartments (seq, patient_id)",
-        2,
-        compartments,
-    )?;
+    conn.insert("compartments", &["seq", "patient_id"], compartments)?;
 
     let indexed = || {
         rows.iter()
@@ -692,11 +745,9 @@ fn write_rows(
             })
         })
         .collect();
-    insert_rows(
-        conn,
-        dialect,
-        "idx_token (seq, type, param, system, code)",
-        5,
+    conn.insert(
+        "idx_token",
+        &["seq", "type", "param", "system", "code"],
         tokens,
     )?;
     let strings = indexed()
@@ -708,11 +759,9 @@ fn write_rows(
             })
         })
         .collect();
-    insert_rows(
-        conn,
-        dialect,
-        "idx_string (seq, type, param, norm, exact)",
-        5,
+    conn.insert(
+        "idx_string",
+        &["seq", "type", "param", "norm", "exact"],
         strings,
     )?;
     let dates = indexed()
@@ -724,13 +773,7 @@ fn write_rows(
             })
         })
         .collect();
-    insert_rows(
-        conn,
-        dialect,
-        "idx_date (seq, type, param, low, high)",
-        5,
-        dates,
-    )?;
+    conn.insert("idx_date", &["seq", "type", "param", "low", "high"], dates)?;
     let refs = indexed()
         .flat_map(|row| {
             row.entries.refs.iter().map(move |r| {
@@ -743,11 +786,9 @@ fn write_rows(
             })
         })
         .collect();
-    insert_rows(
-        conn,
-        dialect,
-        "idx_ref (seq, type, param, target_type, target_id)",
-        5,
+    conn.insert(
+        "idx_ref",
+        &["seq", "type", "param", "target_type", "target_id"],
         refs,
     )
 }
@@ -888,10 +929,19 @@ fn job_from_row(mut row: Row) -> Result<ExportJob> {
 
 impl Store for SqlStore {
     fn transaction(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>> {
-        let prepared = writes
-            .into_iter()
-            .map(prepare)
-            .collect::<Result<Vec<_>>>()?;
+        // Index entries and compartments come from FHIRPath evaluation: for the large
+        // transactions of loads, in parallel, before the database is locked.
+        let prepared = if writes.len() >= PARALLEL_PREPARE {
+            writes
+                .into_par_iter()
+                .map(prepare)
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            writes
+                .into_iter()
+                .map(prepare)
+                .collect::<Result<Vec<_>>>()?
+        };
         if prepared.is_empty() {
             return Ok(Vec::new());
         }

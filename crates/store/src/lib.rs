@@ -89,6 +89,12 @@ pub enum Write {
         /// The version the current one must be (`If-Match`), if any.
         if_match: Option<u64>,
     },
+    /// Updates the resource with the type and id the resource names, creating it when it does
+    /// not exist or is deleted, unless its current version holds the same content (`meta`'s
+    /// `versionId` and `lastUpdated` aside): then nothing is written and the outcome is
+    /// [`WriteKind::Unchanged`] with the current version. Writing the same resources twice
+    /// gives the same store, which is what makes loads idempotent and resumable.
+    Upsert(Value),
     /// Deletes a resource by writing a tombstone version.
     Delete {
         /// The resource type.
@@ -109,7 +115,8 @@ pub enum WriteKind {
     Updated,
     /// A tombstone version.
     Deleted,
-    /// A delete of a resource that was absent or already deleted: nothing was written.
+    /// Nothing was written: a delete of a resource that was absent or already deleted, or an
+    /// [`Write::Upsert`] of the content the current version already holds.
     Unchanged,
 }
 
@@ -122,11 +129,11 @@ pub struct WriteOutcome {
     pub id: String,
     /// What happened.
     pub kind: WriteKind,
-    /// The version written; for [`WriteKind::Unchanged`] the current tombstone's version, or
-    /// 0 when the resource never existed.
+    /// The version written; for [`WriteKind::Unchanged`] the current version (a tombstone's
+    /// for a delete), or 0 when the resource never existed.
     pub version: u64,
-    /// The instant of the write; for [`WriteKind::Unchanged`] the tombstone's time, or the
-    /// transaction's when the resource never existed.
+    /// The instant of the write; for [`WriteKind::Unchanged`] the current version's time, or
+    /// the transaction's when the resource never existed.
     pub last_updated: Timestamp,
     /// The stored JSON text for created and updated resources.
     pub json: Option<String>,

@@ -6,6 +6,7 @@
 //! transactions so that a page and its total agree.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use postgres::types::{ToSql, Type};
@@ -163,6 +164,29 @@ impl Conn for PgConn {
         Ok(self.client.execute(&statement, &params(args))?)
     }
 
+    fn insert(&mut self, table: &str, columns: &[&str], rows: Vec<Vec<Arg>>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for row in &rows {
+            for (n, arg) in row.iter().enumerate() {
+                if n > 0 {
+                    text.push('\t');
+                }
+                copy_value(arg, &mut text);
+            }
+            text.push('\n');
+        }
+        let copy = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
+        let mut writer = self.client.copy_in(&copy)?;
+        writer
+            .write_all(text.as_bytes())
+            .map_err(|error| Error::Database(format!("COPY into {table}: {error}")))?;
+        writer.finish()?;
+        Ok(())
+    }
+
     fn query(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
         let statement = self.statement(sql)?;
         self.client
@@ -175,6 +199,26 @@ impl Conn for PgConn {
                     .map(Row)
             })
             .collect()
+    }
+}
+
+/// Appends a value in `COPY`'s text format: `\N` for `NULL`, backslash escapes in text.
+fn copy_value(arg: &Arg, out: &mut String) {
+    match arg {
+        Arg::Int(value) | Arg::OptInt(Some(value)) => out.push_str(&value.to_string()),
+        Arg::Bool(flag) => out.push(if *flag { 't' } else { 'f' }),
+        Arg::Text(text) | Arg::OptText(Some(text)) => {
+            for c in text.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c => out.push(c),
+                }
+            }
+        }
+        Arg::OptInt(None) | Arg::OptText(None) | Arg::TextList(_) => out.push_str("\\N"),
     }
 }
 

@@ -98,6 +98,9 @@ pub(crate) trait Conn {
     fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64>;
     /// Runs a query; all its rows.
     fn query(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>>;
+    /// Inserts `rows` (each one argument per column) into `table (columns)` in the engine's
+    /// fastest way: a statement prepared once in SQLite, `COPY … FROM STDIN` in PostgreSQL.
+    fn insert(&mut self, table: &str, columns: &[&str], rows: Vec<Vec<Arg>>) -> Result<()>;
 }
 
 /// Whether work only reads or also writes.
@@ -155,17 +158,6 @@ impl Dialect {
             Dialect::Postgres => " FOR UPDATE",
         }
     }
-
-    /// How many arguments one multi-row `INSERT` may carry: `None` in SQLite, where a cached
-    /// single-row statement is fastest; PostgreSQL's limit there, as each statement is a
-    /// round trip.
-    pub fn insert_args(self) -> Option<usize> {
-        match self {
-            Dialect::Sqlite => None,
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => Some(65_000),
-        }
-    }
 }
 
 /// SQL text under construction, with its arguments.
@@ -201,37 +193,6 @@ impl Sql {
         let placeholder = self.arg(arg);
         self.push(&placeholder)
     }
-}
-
-/// `INSERT INTO table (columns) VALUES (…), (…)` for many rows: one per statement, or as
-/// many (up to 1,000) as [`Dialect::insert_args`] allows.
-pub(crate) fn insert_rows(
-    conn: &mut dyn Conn,
-    dialect: Dialect,
-    table_and_columns: &str,
-    width: usize,
-    rows: Vec<Vec<Arg>>,
-) -> Result<()> {
-    let per_statement = dialect
-        .insert_args()
-        .map_or(1, |limit| (limit / width).clamp(1, 1000));
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut sql = Sql::new("INSERT INTO ");
-        sql.push(table_and_columns).push(" VALUES ");
-        for (n, row) in rows.by_ref().take(per_statement).enumerate() {
-            sql.push(if n == 0 { "(" } else { ", (" });
-            for (i, arg) in row.into_iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push_arg(arg);
-            }
-            sql.push(")");
-        }
-        conn.execute(&sql.text, &sql.args)?;
-    }
-    Ok(())
 }
 
 /// Runs `statement` (which must end with `IN (`) once per chunk of `values`, closing the list.

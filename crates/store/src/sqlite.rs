@@ -138,6 +138,22 @@ impl Conn for SqliteConn<'_> {
         Ok(changed as u64)
     }
 
+    fn insert(&mut self, table: &str, columns: &[&str], rows: Vec<Vec<Arg>>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+        let mut statement = self.0.prepare_cached(&format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            columns.join(", "),
+            placeholders.join(", ")
+        ))?;
+        for row in &rows {
+            statement.execute(rusqlite::params_from_iter(row))?;
+        }
+        Ok(())
+    }
+
     fn query(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
         let mut statement = self.0.prepare_cached(&sqlite_sql(sql))?;
         let width = statement.column_count();

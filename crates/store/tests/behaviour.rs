@@ -68,6 +68,7 @@ suite!(
     create_keeps_a_preassigned_id_and_refuses_one_in_use,
     update_writes_versions_that_vread_returns,
     update_as_create_uses_the_client_id,
+    upserts_write_only_changed_content,
     if_match_guards_updates_and_deletes,
     delete_writes_a_tombstone_and_read_answers_gone,
     invalid_resources_are_refused,
@@ -254,6 +255,46 @@ fn update_as_create_uses_the_client_id(backend: &dyn Backend) {
         parse(&store.read("Patient", "client-1").unwrap())["birthDate"],
         "1980-06"
     );
+}
+
+fn upserts_write_only_changed_content(backend: &dyn Backend) {
+    let store = backend.open();
+    let upsert = |resources: Vec<Value>| {
+        store
+            .transaction(resources.into_iter().map(Write::Upsert).collect())
+            .unwrap()
+            .into_iter()
+            .map(|outcome| (outcome.kind, outcome.version))
+            .collect::<Vec<_>>()
+    };
+    let first = patient("u1", "Lee", "Kim", "male", "1980-05");
+    let changed = patient("u1", "Lee", "Kim", "male", "1980-06");
+    let other = patient("u2", "Ito", "Aya", "female", "1975");
+    assert_eq!(
+        upsert(vec![first.clone(), other.clone()]),
+        [(WriteKind::Created, 1), (WriteKind::Created, 1)]
+    );
+    let stored = store.read("Patient", "u1").unwrap();
+    assert_eq!(
+        upsert(vec![first.clone(), other.clone()]),
+        [(WriteKind::Unchanged, 1), (WriteKind::Unchanged, 1)]
+    );
+    assert_eq!(
+        store.read("Patient", "u1").unwrap(),
+        stored,
+        "nothing rewritten"
+    );
+    // Within one transaction too: the second write of the same content writes nothing.
+    assert_eq!(
+        upsert(vec![changed.clone(), changed.clone(), other]),
+        [
+            (WriteKind::Updated, 2),
+            (WriteKind::Unchanged, 2),
+            (WriteKind::Unchanged, 1)
+        ]
+    );
+    store.delete("Patient", "u1", None).unwrap();
+    assert_eq!(upsert(vec![changed]), [(WriteKind::Created, 4)]);
 }
 
 fn if_match_guards_updates_and_deletes(backend: &dyn Backend) {

@@ -5,7 +5,8 @@
 //!   bucket and the `object_store` option map that reaches them;
 //! - [`Python`]: an interpreter with the reader modules a test needs (pyarrow, DuckDB,
 //!   deltalake), to run a snippet and read what it prints;
-//! - [`may_skip_emulators`], [`free_port`].
+//! - [`may_skip_emulators`], [`free_port`];
+//! - [`docs`]: the documentation's shell blocks, run in order against the real binary.
 //!
 //! Where the tools come from (`.ci/run` installs them all):
 //!
@@ -24,6 +25,8 @@
 //! let options = moto.object_store_options();
 //! # let _ = options;
 //! ```
+
+pub mod docs;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -10,7 +10,8 @@
 //! - **delta** (feature `delta`): each Delta resource table holds exactly the current ids (all
 //!   ids landed over the runs, minus those deleted since);
 //! - **references**: every `Type/id` reference of a current resource resolves to a current
-//!   resource;
+//!   resource; when a run exported at patient or group level, references to types outside the
+//!   Patient compartment (which such an export leaves out) are counted apart, not as findings;
 //! - **identifiers**: every string is scanned for identifier patterns (SSN, phone, email,
 //!   record numbers, street addresses, URLs) and, under the safe-harbor preset, for dates finer
 //!   than a year, 5-digit zips and ages over 89 (see the `scan` module's notes for what is
@@ -194,6 +195,8 @@ pub fn validate(dest: &Destination, options: &Options) -> Result<Report> {
     let mut vocabulary = options.source.as_ref().map(|_| Vocabulary::default());
     let mut opened = Opened::default();
     let mut reconciled = 0u64;
+    // The level of a run that exported only Patient compartments, if any.
+    let mut compartment_level: Option<String> = None;
     for run in &runs {
         let rows = count_run(
             dest,
@@ -208,6 +211,9 @@ pub fn validate(dest: &Destination, options: &Options) -> Result<Report> {
             match pipeline::state::read::<RunReport>(dest, &report_key(&record.run_id, "json")) {
                 Ok(Some(report)) => {
                     reconciled += reconcile(run.id, &report, &rows, &mut checks.counts);
+                    if let Some(level) = report.level.filter(|level| level != "system") {
+                        compartment_level = Some(level);
+                    }
                 }
                 Ok(None) => checks.counts.add(
                     "missing-report",
@@ -257,8 +263,13 @@ pub fn validate(dest: &Destination, options: &Options) -> Result<Report> {
             .and_then(|r| r.finished.get(..4)?.parse().ok()),
     };
     let mut scanned = Scanned::default();
+    let compartment_only = compartment_level.is_some();
     for run in &runs {
-        scan_run(dest, run, &ids, &scanner, &mut checks, &mut scanned)?;
+        let refs = References {
+            ids: &ids,
+            compartment_only,
+        };
+        scan_run(dest, run, &refs, &scanner, &mut checks, &mut scanned)?;
     }
     checks.references.summary = format!(
         "{} relative references checked against {} current resources; {} unresolved",
@@ -266,6 +277,13 @@ pub fn validate(dest: &Destination, options: &Options) -> Result<Report> {
         ids.total(),
         checks.references.findings()
     );
+    if let Some(level) = &compartment_level {
+        checks.references.summary.push_str(&format!(
+            "; {} to types outside the Patient compartment, which a {level}-level export leaves \
+             out (not findings: export at system level to include them)",
+            scanned.excluded
+        ));
+    }
     checks.identifiers.summary = format!(
         "{} resources and {} view cells scanned{}; {} findings",
         scanned.resources,
@@ -327,6 +345,8 @@ struct Scanned {
     resources: u64,
     bytes: u64,
     references: u64,
+    /// References to types a patient- or group-level export leaves out.
+    excluded: u64,
     view_cells: u64,
 }
 
@@ -665,6 +685,14 @@ struct Scan {
     hits: Vec<scan::Hit>,
     unresolved: Vec<(&'static str, String)>,
     references: u64,
+    excluded: u64,
+}
+
+/// What references are resolved against: the current ids, and whether the lake holds only
+/// Patient compartments (a patient- or group-level export).
+struct References<'a> {
+    ids: &'a Ids,
+    compartment_only: bool,
 }
 
 /// Pass 2 over one run: the identifier scan of every resource, and the references of the
@@ -672,7 +700,7 @@ struct Scan {
 fn scan_run(
     dest: &Destination,
     run: &RunEntry<'_>,
-    ids: &Ids,
+    refs: &References<'_>,
     scanner: &Scanner<'_>,
     checks: &mut Checks,
     scanned: &mut Scanned,
@@ -689,7 +717,7 @@ fn scan_run(
                 let results: Vec<Scan> = batch
                     .par_iter()
                     .filter_map(|(line, text)| {
-                        scan_one(*line, text, resource_type, run, ids, scanner)
+                        scan_one(*line, text, resource_type, run, refs, scanner)
                     })
                     .collect();
                 for scan in results {
@@ -741,6 +769,7 @@ fn scan_run(
                         hits,
                         unresolved: Vec::new(),
                         references: 0,
+                        excluded: 0,
                     };
                     record(checks, &object.key, "", scan, scanned);
                 }
@@ -755,23 +784,31 @@ fn scan_one(
     text: &[u8],
     resource_type: &str,
     run: &RunEntry<'_>,
-    ids: &Ids,
+    refs: &References<'_>,
     scanner: &Scanner<'_>,
 ) -> Option<Scan> {
     let resource: Value = serde_json::from_slice(text).ok()?;
-    let (hits, refs) = scanner.scan(&resource);
+    let (hits, found) = scanner.scan(&resource);
     let current = run.index.is_some()
         && resource
             .get("id")
             .and_then(Value::as_str)
-            .and_then(|id| ids.current_run(resource_type, id))
+            .and_then(|id| refs.ids.current_run(resource_type, id))
             == run.index;
     let mut unresolved = Vec::new();
     let mut references = 0;
+    let mut excluded = 0;
     if current {
-        for r in refs {
+        for r in found {
             references += 1;
-            if !ids.contains(r.target_type, &r.id) {
+            if refs.ids.contains(r.target_type, &r.id) {
+                continue;
+            }
+            if refs.compartment_only
+                && fhir::compartment::patient_compartment_params(r.target_type).is_none()
+            {
+                excluded += 1;
+            } else {
                 unresolved.push((r.target_type, r.pointer));
             }
         }
@@ -781,11 +818,13 @@ fn scan_one(
         hits,
         unresolved,
         references,
+        excluded,
     })
 }
 
 fn record(checks: &mut Checks, key: &str, resource_type: &str, scan: Scan, scanned: &mut Scanned) {
     scanned.references += scan.references;
+    scanned.excluded += scan.excluded;
     for hit in scan.hits {
         let check = if hit.kind == "source-value" {
             &mut checks.source_values

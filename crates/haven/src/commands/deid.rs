@@ -362,7 +362,7 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
         (None, false) => None,
     };
     let key_options = deid::keys::KeyOptions {
-        key_file,
+        key_file: key_file.clone(),
         generate: args.generate_keys,
     };
     let keys = deid::keys::resolve(&mut config, &key_options)
@@ -443,7 +443,7 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
             dictionary.memory_usage() as f64 / 1e6
         );
     }
-    let mut staging = layout.prepare()?;
+    let mut staging = layout.prepare(&mut |note| eprintln!("{note}"))?;
 
     let monitor = Arc::new(Monitor::new(&layout));
     let reporter = Reporter::start(Arc::clone(&monitor));
@@ -476,12 +476,6 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     let totals = run.all(layout.jobs(), &mut staging)?;
     drop(reporter);
 
-    if let Some(stored) = keys
-        .store()
-        .map_err(|error| Failure::output(error.to_string()))?
-    {
-        eprintln!("haven: {stored}");
-    }
     let summary = report::Summary {
         configuration: &configuration,
         input: &layout.input_name(),
@@ -493,7 +487,11 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
         layout::write_staged(staged, path, summary.to_json().as_bytes())?;
         staging.add(target);
     }
-    staging.commit()?;
+    let stored_keys = StoredKeys::store(keys, key_file.as_deref())?;
+    if let Err(failure) = staging.commit() {
+        return Err(stored_keys.undo(failure));
+    }
+    stored_keys.announce();
     let written = match &summary_target {
         Some(Target::File { path, .. }) => Some(path.as_path()),
         _ => None,
@@ -525,6 +523,56 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
     } else {
         Status::Success
     })
+}
+
+/// Generated keys, written to their key file just before the outputs are committed (so that
+/// published outputs always have their keys stored), and taken back if that commit fails.
+struct StoredKeys {
+    /// What was stored, and where, for standard error; `None` when no key was generated.
+    message: Option<String>,
+    /// The key file, and whether this run created it.
+    file: Option<(PathBuf, bool)>,
+}
+
+impl StoredKeys {
+    /// Writes the generated keys (if any) to `key_file`.
+    fn store(keys: deid::keys::Keys, key_file: Option<&Path>) -> Result<StoredKeys, Failure> {
+        let existed = key_file.is_some_and(Path::exists);
+        let message = keys
+            .store()
+            .map_err(|error| Failure::output(error.to_string()))?;
+        let file = match (&message, key_file) {
+            (Some(_), Some(path)) => Some((path.to_owned(), !existed)),
+            _ => None,
+        };
+        Ok(StoredKeys { message, file })
+    }
+
+    /// Says where the generated keys are.
+    fn announce(self) {
+        if let Some(message) = self.message {
+            eprintln!("haven: {message}");
+        }
+    }
+
+    /// After a failed commit, when nothing was published: removes a key file this run
+    /// created; a key file that existed keeps the keys added to it, and the failure says so.
+    fn undo(self, failure: Failure) -> Failure {
+        match self.file {
+            Some((path, true)) => {
+                let _ = fs::remove_file(&path);
+                failure
+            }
+            Some((path, false)) => Failure::new(
+                failure.status,
+                format!(
+                    "{failure}\n(the keys generated for this run stay in {})",
+                    path.display()
+                ),
+            ),
+            None => failure,
+        }
+    }
 }
 
 /// `--commit OUTPUT --shard-count N`: joins the shards into OUTPUT with a manifest.

@@ -73,6 +73,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         &server::load::LoadOptions::default(),
         "the demo store",
     )?;
+    let loaded_at = started.elapsed();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -126,17 +127,25 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let _ = runtime.block_on(serving);
     let report = report?;
     eprint!("{}", report.summary());
+    let landed_at = started.elapsed();
 
     eprintln!("haven demo: 3/3 validating {}", lake.display());
     let destination = lake::Destination::open(&lake.display().to_string())?;
     let validation = validate::validate(&destination, &validate::Options::default())?;
     eprint!("{}", validation.summary());
+    let validated_at = started.elapsed();
 
     eprintln!(
         "\nhaven demo: loaded {} resources, landed {} de-identified resources in {:.1} s",
         loaded.resources,
         report.landed(),
         started.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "  phases:   load {:.1} s, pipeline {:.1} s, validate {:.1} s",
+        loaded_at.as_secs_f64(),
+        (landed_at - loaded_at).as_secs_f64(),
+        (validated_at - landed_at).as_secs_f64()
     );
     eprintln!("  lake:     {}", lake.display());
     eprintln!(

@@ -15,11 +15,16 @@ const LONG_ABOUT: &str = "\
 Load FHIR data into a store: transaction and batch Bundles (.json, .json.gz, .json.bz2) and
 NDJSON (.ndjson, .ndjson.gz, .ndjson.bz2), given as files or folders (read recursively).
 
-Bundles are processed as POST /fhir processes a transaction: new server ids, urn:uuid and
-conditional references (Organization?identifier=system|value) rewritten, ifNoneExist honoured.
-Synthea's hospitalInformation and practitionerInformation Bundles are loaded first. NDJSON
-resources keep their ids. Many Bundles are committed per store transaction; a failure stops
-the load, keeping the batches committed before it.";
+Bundles are processed as POST /fhir processes a transaction: urn:uuid and conditional
+references (Organization?identifier=system|value) rewritten, ifNoneExist honoured. Synthea's
+hospitalInformation and practitionerInformation Bundles are loaded first. Many Bundles are
+committed per store transaction; a failure stops the load, keeping the batches committed
+before it.
+
+Loading is idempotent: run the same load again, after a crash or a kill, and the store ends
+as one uninterrupted load leaves it, with nothing duplicated. Resources keep their ids (a
+Bundle entry created from a urn:uuid fullUrl takes that UUID as its id), and a resource whose
+stored version already holds the same content is not written again.";
 
 /// Load Bundles and NDJSON into a store.
 #[derive(Debug, clap::Args)]
@@ -57,6 +62,18 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A fault-injection point for crash tests: once this many resources are committed, the load
+/// stops where it is and waits to be killed (`kill -9`), as a crash would stop it.
+const PAUSE_VARIABLE: &str = "HAVEN_TEST_LOAD_PAUSE_AT";
+
+/// Says that the load is paused, then waits forever for the test to kill the process.
+fn pause_for_a_crash_test(resources: u64) -> ! {
+    eprintln!("haven: load paused after {resources} resources ({PAUSE_VARIABLE})");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 /// Loads `files` into `store` with a progress bar on a terminal (a line every 5 s otherwise),
 /// then prints the throughput; `name` names the store in that line.
 pub(crate) fn load_showing_progress(
@@ -75,7 +92,13 @@ pub(crate) fn load_showing_progress(
     });
     let started = Instant::now();
     let mut last_log = Instant::now();
+    let pause_at = std::env::var(PAUSE_VARIABLE)
+        .ok()
+        .and_then(|value| value.parse::<u64>().ok());
     let summary = server::load::load(store, files, options, &mut |progress| {
+        if pause_at.is_some_and(|at| progress.resources >= at) {
+            pause_for_a_crash_test(progress.resources);
+        }
         if let Some(bar) = &bar {
             bar.set_position(progress.files_done as u64);
             bar.set_message(format!("{} resources", progress.resources));
@@ -92,8 +115,12 @@ pub(crate) fn load_showing_progress(
     }
     let summary = summary?;
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let unchanged = match summary.unchanged {
+        0 => String::new(),
+        n => format!("; {n} were already there"),
+    };
     eprintln!(
-        "loaded {} resources from {} files into {} in {:.1} s ({:.0} resources/s)",
+        "loaded {} resources from {} files into {} in {:.1} s ({:.0} resources/s{unchanged})",
         summary.resources,
         summary.files,
         name,

@@ -51,7 +51,9 @@ pub struct RunArgs {
     /// Read this folder of NDJSON files instead of a server.
     #[arg(long, value_name = "DIR")]
     pub folder: Option<PathBuf>,
-    /// The export level: system, patient or group.
+    /// The export level: system (the default: the patients' records and the organizations,
+    /// practitioners, locations and medications they refer to), patient or group (the
+    /// patients' compartments only, whose references to those types stay unresolved).
     #[arg(long, value_name = "LEVEL")]
     pub level: Option<String>,
     /// The Group to export (implies --level group).

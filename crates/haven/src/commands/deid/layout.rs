@@ -4,7 +4,12 @@
 //! A file output is first written to a hidden sibling (`.NAME.haven-deid-PID.partial`); a folder
 //! output to a hidden staging folder inside it (`OUTPUT/.haven-deid-PID.partial/`). [`Staging`]
 //! moves them into place on [`Staging::commit`], and removes them, with the folders the run
-//! created, when it is dropped before that (an error, a panic).
+//! created, when it is dropped before that (an error, a panic). What a run killed outright
+//! (`kill -9`, a power cut) leaves staged is removed by the next run into the same place
+//! ([`remove_stale_staging`]): the process id in the name tells a dead run from a live one.
+//!
+//! OUTPUT names a folder when it is one or when it ends with `/`; its missing folders are
+//! created (and removed again if the run fails).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -219,8 +224,8 @@ impl Layout {
             return Ok(Target::Stdout);
         }
         let path = match input.and_then(Path::file_name) {
-            Some(name) if output.is_dir() => output.join(name),
-            None if output.is_dir() => {
+            Some(name) if names_folder(output) => output.join(name),
+            None if names_folder(output) => {
                 return Err(Failure::usage(
                     "with INPUT `-`, OUTPUT must be a file or `-`, not a folder",
                 ));
@@ -311,18 +316,21 @@ impl Layout {
     }
 
     /// Creates the output folders and the staging area, failing early when OUTPUT cannot be
-    /// written. Nothing is left behind if the run fails later.
-    pub(super) fn prepare(&self) -> Result<Staging, Failure> {
+    /// written, after removing what dead runs left staged there (each named in a note).
+    /// Nothing is left behind if the run fails later.
+    pub(super) fn prepare(&self, note: &mut dyn FnMut(String)) -> Result<Staging, Failure> {
         let mut staging = Staging::default();
         match &self.kind {
             Output::Stdout => {}
             Output::File(path) => {
                 if let Some(parent) = path.parent() {
                     staging.create_dirs(parent)?;
+                    remove_stale_staging(parent, note);
                 }
             }
             Output::Folder { root, staging: dir } => {
                 staging.create_dirs(root)?;
+                remove_stale_staging(root, note);
                 for job in &self.jobs {
                     if let Target::File { path, .. } = &job.target {
                         if path.is_dir() {
@@ -352,6 +360,60 @@ impl Layout {
             }
         }
         Ok(staging)
+    }
+}
+
+/// Whether OUTPUT names a folder: an existing one, or a path written with a trailing `/`.
+fn names_folder(output: &Path) -> bool {
+    output.is_dir()
+        || output
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR)
+}
+
+/// The id of the process that staged `name`, if it is a staging name of `haven deid`
+/// (`.haven-deid-PID.partial` or `.NAME.haven-deid-PID.partial`).
+fn staging_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".partial")?;
+    let (_, pid) = rest.rsplit_once("haven-deid-")?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is gone. Only where `/proc` tells (Linux); elsewhere every process
+/// counts as alive, so nothing is removed.
+fn is_dead(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+/// Removes from `dir` the staging folders and staged files of `haven deid` runs that died
+/// before committing (`kill -9`, a crash): their process is gone, or it is this process (whose
+/// id a dead run had, since this run has not staged anything yet). Best effort: what cannot be
+/// removed stays, and the run goes on.
+fn remove_stale_staging(dir: &Path, note: &mut dyn FnMut(String)) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = staging_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        if pid != std::process::id() && !is_dead(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(kind) if kind.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        if removed.is_ok() {
+            note(format!(
+                "haven: removed {}, left by an interrupted run (process {pid})",
+                path.display()
+            ));
+        }
     }
 }
 
