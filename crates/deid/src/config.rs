@@ -213,6 +213,10 @@ pub struct Parameters {
     pub enable_reference_hash_for_uris: bool,
     /// Haven's settings of the `scrub` method.
     pub scrub: ScrubSettings,
+    /// Haven's `validOutput`: every method writes only what the element's type allows, so the
+    /// output is valid FHIR R4 (see `Engine`). Off by default, where the output is Microsoft's
+    /// byte for byte; on in Haven's presets.
+    pub valid_output: bool,
 }
 
 /// A key a configuration may need.
@@ -631,6 +635,7 @@ fn parse_parameters(p: &Map<String, Value>) -> Result<Parameters> {
         restricted_zip_code_tabulation_areas,
         enable_reference_hash_for_uris: bool_param(p, "enableReferenceHashForUris")?,
         scrub: parse_scrub(p)?,
+        valid_output: bool_param(p, "validOutput")?,
     })
 }
 

@@ -29,7 +29,7 @@ use crate::config::{
     Config, DateShiftScope, Method, PerturbSettings, ProcessingErrors, ScrubDates,
 };
 use crate::error::{Error, Result};
-use crate::json::{pointer, prune, resolve, resolve_mut};
+use crate::json::{pointer, prune, prune_masking, resolve, resolve_mut};
 use crate::labels;
 use crate::methods::date_shift::{self, DateKind, Shift};
 use crate::methods::generalize::{self, Cases, Generalized};
@@ -56,6 +56,8 @@ pub struct Engine {
     scrubber: Arc<scrub::Scrubber>,
     /// Some rule uses `scrub`.
     scrubs: bool,
+    /// A rule hashes resource ids (`Resource.id` with `cryptoHash`), contained ones included.
+    hashes_ids: bool,
     today: Option<Today>,
     seed: Option<u64>,
 }
@@ -444,6 +446,9 @@ impl Engine {
         let scrubs = rules
             .iter()
             .any(|r| matches!(r.method, CompiledMethod::Scrub));
+        let hashes_ids = rules
+            .iter()
+            .any(|r| r.path == "Resource.id" && matches!(r.method, CompiledMethod::CryptoHash));
         let scrubber = Arc::new(free_text::scrubber(
             &config.parameters.scrub,
             scrub::Dictionary::default(),
@@ -458,6 +463,7 @@ impl Engine {
             hasher,
             scrubber,
             scrubs,
+            hashes_ids,
             today: None,
             seed: None,
         })
@@ -571,7 +577,14 @@ impl Engine {
             }
             Err(e) => return Err(e),
         }
-        prune(resource);
+        match tree::resource_type(resource, "") {
+            Ok(resource_type) if self.config.parameters.valid_output => {
+                prune_masking(resource, resource_type);
+            }
+            _ => {
+                prune(resource);
+            }
+        }
         let trace = run.trace.take();
         Ok((run.finish(), trace))
     }
@@ -653,7 +666,7 @@ impl Engine {
             ops |= self.process_resource(run, root, &location, is_contained)?;
         }
         if !contained && let Some(Value::Object(obj)) = resolve_mut(root, at) {
-            labels::add(obj, ops);
+            labels::add(obj, ops, self.config.parameters.valid_output);
         }
         Ok(ops)
     }
@@ -707,12 +720,24 @@ impl Engine {
                 }
             }
         }
+        if self.config.parameters.valid_output && self.hashes_ids {
+            self.local_links(&scope.tree, &values, &mut edits);
+        }
         let nested = nested_resources(&scope.tree, at);
         if !edits.is_empty()
             && let Some(resource) = resolve_mut(root, at)
         {
+            let mut masked = Vec::new();
             for (node, value) in edits {
-                scope.tree.write(resource, node, value);
+                if value.is_none() && self.masks(&scope.tree, node) {
+                    masked.push(node);
+                } else {
+                    scope.tree.write(resource, node, value);
+                }
+            }
+            // Children before parents, once every value is written.
+            for node in masked.into_iter().rev() {
+                self.remove_required(&scope.tree, resource, node);
             }
         }
         Ok((scope.ops, nested))
@@ -987,14 +1012,75 @@ impl Engine {
                 run,
             );
             for (edited, value) in found {
-                write(root, scope, edited, value);
+                self.store(root, scope, edited, value);
             }
         } else if let Some(value) =
             self.process_primitive(rule, node, scope, &text, root_id.as_deref(), run)?
         {
-            write(root, scope, node, value);
+            self.store(root, scope, node, value);
         }
         Ok(())
+    }
+
+    /// Writes a node's value in the current resource, as [`write`] does, but a removal that
+    /// would leave a required element missing masks it instead, under `validOutput`
+    /// ([`Engine::remove_required`]).
+    fn store(&self, root: &mut Value, scope: &Scope<'_>, node: u32, value: Option<Value>) {
+        if value.is_none() && self.masks(&scope.tree, node) {
+            if let Some(resource) = resolve_mut(root, scope.at) {
+                self.remove_required(&scope.tree, resource, node);
+            }
+        } else {
+            write(root, scope, node, value);
+        }
+    }
+
+    /// Whether removing `node` must keep the output valid: `validOutput` is on and the element
+    /// is required.
+    fn masks(&self, tree: &Tree, node: u32) -> bool {
+        self.config.parameters.valid_output && tree.nodes[node as usize].required
+    }
+
+    /// Removes a required element without leaving it missing: it is masked with the
+    /// `data-absent-reason` extension, or, where the element cannot carry an extension (a
+    /// narrative's `div`, an extension's `url`), the element holding it goes instead (masked
+    /// in turn when it is required).
+    fn remove_required(&self, tree: &Tree, resource: &mut Value, node: u32) {
+        let n = &tree.nodes[node as usize];
+        if !n.required {
+            tree.write(resource, node, None);
+        } else if n.ty == "xhtml" || n.system {
+            match n.parent {
+                0 | tree::NONE => tree.write(resource, node, None),
+                parent => self.remove_required(tree, resource, parent),
+            }
+        } else {
+            tree.write_absent(resource, node);
+        }
+    }
+
+    /// Under `validOutput`, when ids are hashed: the edits that make every local canonical link
+    /// (`definitionCanonical: "#vs1"`) follow its contained resource's hashed id, as
+    /// `Reference.reference` values do.
+    fn local_links(
+        &self,
+        tree: &Tree,
+        values: &[Option<&Value>],
+        edits: &mut Vec<(u32, Option<Value>)>,
+    ) {
+        for (node, n) in tree.nodes.iter().enumerate() {
+            if n.ty != "canonical" || edits.iter().any(|(e, _)| *e as usize == node) {
+                continue;
+            }
+            if let Some(local) = values[node]
+                .and_then(Value::as_str)
+                .and_then(|v| v.strip_prefix('#'))
+                && !local.is_empty()
+            {
+                let hashed = self.hasher.hash_reference(&format!("#{local}"));
+                edits.push((node as u32, Some(Value::String(hashed))));
+            }
+        }
     }
 
     /// Applies `scrub` to a primitive whose text is `text` and returns the edits: the value's
@@ -1102,7 +1188,7 @@ impl Engine {
                     today: run.today,
                 };
                 let (redaction, op) = redact::redact(text, target, &settings);
-                (redaction_write(redaction), Some(op))
+                (redaction_write(self.valid_date(n.ty, redaction)), Some(op))
             }
             CompiledMethod::DateShift => {
                 let kind = match n.ty {
@@ -1119,13 +1205,21 @@ impl Engine {
                     run.today,
                 ) {
                     Shift::Shifted(v) => (Some(Some(Value::String(v))), Some(Operation::Perturb)),
-                    Shift::Redacted(r) => (redaction_write(r), Some(Operation::Redact)),
+                    Shift::Redacted(r) => (
+                        redaction_write(self.valid_date(n.ty, r)),
+                        Some(Operation::Redact),
+                    ),
                 }
             }
             CompiledMethod::CryptoHash => {
                 let reference = (n.name == "reference" && parent_type == "Reference")
                     || (params.enable_reference_hash_for_uris && n.ty == "uri");
-                let hashed = if reference {
+                let valid = params.valid_output;
+                let hashed = if valid && n.key == "ifNoneExist" {
+                    self.hasher.hash_query(text)
+                } else if reference && valid {
+                    self.hasher.hash_reference_valid(text)
+                } else if reference {
                     self.hasher.hash_reference(text)
                 } else {
                     self.hasher.hash(text)
@@ -1161,6 +1255,17 @@ impl Engine {
         }
         run.count(&rule.method);
         Ok(write)
+    }
+
+    /// Under `validOutput`, an `instant` cut to its year is removed instead: an instant must
+    /// be a full timestamp with a zone.
+    fn valid_date(&self, ty: &str, redaction: Redaction) -> Redaction {
+        match redaction {
+            Redaction::Replace(_) if ty == "instant" && self.config.parameters.valid_output => {
+                Redaction::Remove
+            }
+            other => other,
+        }
     }
 
     /// The date-shift offset for the current resource; `root_id` is the outermost resource's
@@ -1364,7 +1469,8 @@ pub(crate) fn wrap_in_array(root: &mut Value, location: &[Step]) {
     }
 }
 
-/// Writes a node's value in the current resource (`None` removes it).
+/// Writes a node's value in the current resource (`None` removes it; see
+/// [`Engine::store`] for removals that must keep the output valid).
 fn write(root: &mut Value, scope: &Scope<'_>, node: u32, value: Option<Value>) {
     if let Some(resource) = resolve_mut(root, scope.at) {
         scope.tree.write(resource, node, value);

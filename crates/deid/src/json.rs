@@ -175,26 +175,111 @@ pub(crate) fn prune(value: &mut serde_json::Value) -> bool {
             items.is_empty()
         }
         Value::Object(map) => {
-            if map.keys().any(|k| k.starts_with('_')) {
-                let keys: Vec<String> = map.keys().cloned().collect();
-                for key in keys {
-                    let companion = format!("_{key}");
-                    let paired = map.get(&key).is_some_and(Value::is_array)
-                        && map.get(&companion).is_some_and(Value::is_array);
-                    if paired {
-                        prune_pair(map, &key, &companion);
-                    } else if let Some(v) = map.get_mut(&key)
-                        && prune(v)
-                    {
-                        map.shift_remove(&key);
-                    }
-                }
-            } else {
-                map.retain(|_, v| !prune(v));
-            }
+            prune_members(map, &|_| false);
             map.is_empty()
         }
         _ => false,
+    }
+}
+
+/// Prunes the members of an object but those `done` says are pruned already.
+fn prune_members(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    done: &dyn Fn(&str) -> bool,
+) {
+    use serde_json::Value;
+    if map.keys().any(|k| k.starts_with('_')) {
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for key in keys {
+            if done(&key) {
+                continue;
+            }
+            let companion = format!("_{key}");
+            let paired = map.get(&key).is_some_and(Value::is_array)
+                && map.get(&companion).is_some_and(Value::is_array);
+            if paired {
+                prune_pair(map, &key, &companion);
+            } else if let Some(v) = map.get_mut(&key)
+                && prune(v)
+            {
+                map.shift_remove(&key);
+            }
+        }
+    } else {
+        map.retain(|k, v| done(k) || !prune(v));
+    }
+}
+
+/// [`prune`] for `validOutput`, reading the resource with the R4 tables: a required complex
+/// element that pruning empties (a `Reference` whose `display` was its only content) is masked
+/// with the `data-absent-reason` extension instead of being removed. `type_key` describes
+/// `value` (a resource type at the top). Returns whether `value` itself is now empty.
+pub(crate) fn prune_masking(value: &mut serde_json::Value, type_key: &'static str) -> bool {
+    use serde_json::Value;
+    let Value::Object(map) = value else {
+        return prune(value);
+    };
+    let keys: Vec<String> = map.keys().cloned().collect();
+    let mut typed: Vec<String> = Vec::new();
+    for key in keys {
+        if key.starts_with('_') || key == "resourceType" {
+            continue;
+        }
+        let Some((def, name)) = crate::tree::lookup(type_key, &key) else {
+            continue;
+        };
+        if def.children.is_empty() || crate::tree::is_primitive_def(def) {
+            continue;
+        }
+        let required = if name == def.name() {
+            def.required
+        } else {
+            fhir::types::element(type_key, name).is_some_and(|base| base.required)
+        };
+        let Some(child) = map.get_mut(&key) else {
+            continue;
+        };
+        typed.push(key.clone());
+        let emptied = match &mut *child {
+            Value::Array(items) => {
+                items.retain_mut(|item| !prune_element(item, def));
+                items.is_empty()
+            }
+            item => prune_element(item, def),
+        };
+        if emptied {
+            if required {
+                let masked = serde_json::json!({"extension": [{
+                    "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                    "valueCode": "masked"
+                }]});
+                *child = if def.repeats {
+                    Value::Array(vec![masked])
+                } else {
+                    masked
+                };
+            } else {
+                map.shift_remove(&key);
+            }
+        }
+    }
+    prune_members(map, &|k| typed.iter().any(|t| t == k));
+    map.is_empty()
+}
+
+/// Prunes one item of a complex element: a nested resource by its own type, anything else
+/// by the element's.
+fn prune_element(item: &mut serde_json::Value, def: &fhir::types::ElementDef) -> bool {
+    let type_key = if def.type_code == "Resource" {
+        item.get("resourceType")
+            .and_then(serde_json::Value::as_str)
+            .and_then(fhir::types::intern)
+    } else {
+        Some(def.children)
+    };
+    match type_key {
+        Some(t) => prune_masking(item, t),
+        None => prune(item),
     }
 }
 

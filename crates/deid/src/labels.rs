@@ -55,7 +55,9 @@ pub fn coding(op: Operation) -> Value {
 /// resource's `meta.security`, skipping codes already there (compared case-insensitively).
 /// An existing `meta` keeps its place and its `lastUpdated` is written as the original tool
 /// re-renders it (`Z` becomes `+00:00`, zero fractions go); a new `meta` is added last.
-pub(crate) fn add(resource: &mut Map<String, Value>, ops: u8) {
+/// With `valid` (Haven's `validOutput`), every label names its code system, which Microsoft's
+/// `PERTURBED`, `SUBSTITUTED` and `GENERALIZED` labels leave out.
+pub(crate) fn add(resource: &mut Map<String, Value>, ops: u8, valid: bool) {
     if ops == 0 {
         return;
     }
@@ -93,7 +95,16 @@ pub(crate) fn add(resource: &mut Map<String, Value>, ops: u8) {
                 .is_some_and(|existing| existing.eq_ignore_ascii_case(code))
         });
         if !present {
-            security.push(label.clone());
+            let mut label = label.clone();
+            if valid && label.get("system").is_none() {
+                let mut coding = Map::new();
+                coding.insert("system".into(), Value::String(V3.into()));
+                if let Value::Object(rest) = label {
+                    coding.extend(rest);
+                }
+                label = Value::Object(coding);
+            }
+            security.push(label);
         }
     }
 }
@@ -150,7 +161,7 @@ mod tests {
             "security": [{"system": "s", "code": "redacted"}]}, "id": "x"});
         let ops =
             Operation::Generalize.bit() | Operation::Redact.bit() | Operation::CryptoHash.bit();
-        add(r.as_object_mut().unwrap(), ops);
+        add(r.as_object_mut().unwrap(), ops, false);
         let codes: Vec<&str> = r["meta"]["security"]
             .as_array()
             .unwrap()
@@ -161,9 +172,9 @@ mod tests {
         assert_eq!(r.as_object().unwrap().keys().nth(1).unwrap(), "meta");
 
         let mut r = json!({"resourceType": "Patient", "id": "x"});
-        add(r.as_object_mut().unwrap(), 0);
+        add(r.as_object_mut().unwrap(), 0, false);
         assert!(r.get("meta").is_none());
-        add(r.as_object_mut().unwrap(), Operation::Perturb.bit());
+        add(r.as_object_mut().unwrap(), Operation::Perturb.bit(), false);
         assert_eq!(r.as_object().unwrap().keys().next_back().unwrap(), "meta");
         assert_eq!(r["meta"]["security"][0], coding(Operation::Perturb));
     }

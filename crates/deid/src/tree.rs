@@ -46,6 +46,8 @@ pub(crate) struct Node {
     pub system: bool,
     /// A resource nested in this one (a leaf here), or the root.
     pub resource: bool,
+    /// The element must be present (`min` above 0; for an expanded choice, its base's).
+    pub required: bool,
 }
 
 /// The typed index of one resource.
@@ -78,9 +80,14 @@ fn is_primitive_type(code: &str) -> bool {
     code.starts_with("System.") || fhir::types::is_primitive(code)
 }
 
+/// Whether an element's values are primitives.
+pub(crate) fn is_primitive_def(def: &fhir::types::ElementDef) -> bool {
+    is_primitive_type(def.type_code)
+}
+
 /// Finds the element for a JSON key: a plain element, or an expanded choice (`valueQuantity`),
 /// returning the element and the FHIRPath name (`value` for `valueQuantity`).
-fn lookup(
+pub(crate) fn lookup(
     type_key: &str,
     json_key: &str,
 ) -> Option<(&'static fhir::types::ElementDef, &'static str)> {
@@ -124,6 +131,8 @@ struct Found {
     ty: &'static str,
     ty_in_resource: &'static str,
     primitive: bool,
+    /// The element (for an expanded choice, its base) is required.
+    required: bool,
 }
 
 /// Maps keyed by element names, with the fast name hasher of the type tables. Only keys that
@@ -170,6 +179,11 @@ fn find_elements(
                 ty: instance_type(def, false),
                 ty_in_resource: instance_type(def, true),
                 primitive: is_primitive_type(def.type_code),
+                required: if name == def.name() {
+                    def.required
+                } else {
+                    fhir::types::element(type_key, name).is_some_and(|base| base.required)
+                },
             });
             if let Some(found) = found {
                 by_key.insert(key.into(), found);
@@ -273,6 +287,7 @@ impl Tree {
             primitive: false,
             system: false,
             resource: true,
+            required: false,
         });
         b.values.push(Some(json));
         if let Some(obj) = json.as_object() {
@@ -424,6 +439,43 @@ impl Tree {
         }
     }
 
+    /// Masks a node with the `data-absent-reason` extension (`masked`): a complex node's object
+    /// becomes `{"extension": [DAR]}`; a primitive's value is removed and its `_` companion
+    /// becomes `{"extension": [DAR]}`, so that a required element is present without its value.
+    pub fn write_absent(&self, resource: &mut Value, node: u32) {
+        let n = &self.nodes[node as usize];
+        let masked = serde_json::json!({"extension": [{
+            "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+            "valueCode": "masked"
+        }]});
+        if !n.primitive {
+            self.write(resource, node, Some(masked));
+            return;
+        }
+        self.write(resource, node, None);
+        let Some(obj) = self.container_mut(resource, node) else {
+            return;
+        };
+        let companion = format!("_{}", n.key);
+        match n.index {
+            NONE => {
+                obj.insert(companion, masked);
+            }
+            i => {
+                let i = i as usize;
+                let slot = obj
+                    .entry(companion)
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(items) = slot {
+                    if items.len() <= i {
+                        items.resize(i + 1, Value::Null);
+                    }
+                    items[i] = masked;
+                }
+            }
+        }
+    }
+
     /// Writes a primitive's value (`None` removes it), creating the slot when needed.
     pub fn write(&self, resource: &mut Value, node: u32, value: Option<Value>) {
         let n = &self.nodes[node as usize];
@@ -545,6 +597,7 @@ pub(crate) fn check(obj: &serde_json::Map<String, Value>, type_key: &'static str
             primitive: false,
             system: false,
             resource: false,
+            required: false,
         }],
         values: vec![None],
         found: Vec::new(),
@@ -702,6 +755,7 @@ impl<'v> Builder<'_, 'v> {
                         parent,
                         primitive,
                         nested_resource,
+                        found.required,
                     )
                 });
             }
@@ -725,6 +779,7 @@ impl<'v> Builder<'_, 'v> {
                         parent,
                         primitive,
                         nested_resource,
+                        found.required,
                     )
                 })?;
             }
@@ -745,6 +800,7 @@ impl<'v> Builder<'_, 'v> {
         parent: u32,
         primitive: bool,
         nested_resource: bool,
+        required: bool,
     ) -> Result<()> {
         let me = self.nodes.len() as u32;
         if def.repeats && index == NONE && self.unwrapped.is_none() {
@@ -769,6 +825,7 @@ impl<'v> Builder<'_, 'v> {
                 primitive: false,
                 system: false,
                 resource: true,
+                required,
             });
             self.values.push(value);
             return Ok(());
@@ -794,6 +851,7 @@ impl<'v> Builder<'_, 'v> {
             primitive,
             system: def.type_code.starts_with("System."),
             resource: false,
+            required,
         });
         self.values.push(value.filter(|v| !v.is_null()));
         if primitive {

@@ -984,3 +984,26 @@ fn bad_key_files_are_refused_without_showing_keys() {
     }
     assert!(!output.exists());
 }
+
+#[test]
+fn valid_output_turns_a_microsoft_configuration_valid() {
+    let patient = json!({"resourceType": "Patient", "id": "p1", "birthDate": "1980-03-04",
+        "_birthDate": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+                                      "valueDateTime": "1980-03-04T10:00:00Z"}]}});
+    let input = format!("{patient}\n");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["deid", "--preset", "ms-sample"];
+        args.extend_from_slice(extra);
+        args.extend(["-", "-"]);
+        let output = haven_in(None, &args, input.as_bytes(), &KEYS);
+        assert_status(&output, 0);
+        parse_lines(&stdout(&output)).remove(0)
+    };
+    let microsoft = run(&[]);
+    assert!(
+        microsoft["_birthDate"]["extension"][0].get("url").is_none(),
+        "Microsoft's output leaves an extension without its url: {microsoft}"
+    );
+    let valid = run(&["--valid-output"]);
+    assert!(valid.get("_birthDate").is_none(), "{valid}");
+}

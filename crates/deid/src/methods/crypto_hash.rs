@@ -5,6 +5,11 @@
 //! in `#id`, `Type/id`, `http(s)://…/Type/id/_history/v`, `urn:oid:…` and `urn:uuid:…`; any
 //! other reference is hashed whole. Because the id of a resource and the id inside a reference
 //! hash the same way, `Patient/123` still points at the Patient whose id was `123`.
+//!
+//! Under Haven's `validOutput`, [`Hasher::hash_reference_valid`] keeps every reference valid:
+//! a base URL of any characters keeps its base and type, a hashed `urn:uuid:` is a UUID and a
+//! hashed `urn:oid:` an OID, and a conditional reference keeps its type and parameter names
+//! with their values hashed.
 
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
@@ -65,6 +70,71 @@ impl Hasher {
         let mut out = self.hash_into(out, id);
         out.push_str(suffix);
         out
+    }
+
+    /// The HMAC-SHA256 of `text`.
+    fn digest(&self, text: &str) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        mac.update(text.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A reference hashed as [`Hasher::hash_reference`] does, keeping it a valid reference:
+    /// `http(s)://any-base/Type/id` keeps base and type; `urn:uuid:U` becomes the UUID (version
+    /// 8, RFC 9562) made of the first 16 bytes of the keyed hash of `U`; `urn:oid:O` becomes
+    /// the OID `2.25.N` (the UUID arc) of those bytes; `Type?name=value&…` keeps its type and
+    /// names, each value hashed ([`Hasher::hash_query`]).
+    pub fn hash_reference_valid(&self, reference: &str) -> String {
+        if let Some(local) = reference.strip_prefix('#') {
+            return self.wrap("#", local, "");
+        }
+        if let Some((prefix, id, suffix)) = split_any_base(reference) {
+            return self.wrap(prefix, id, suffix);
+        }
+        if let Some(uuid) = reference.strip_prefix("urn:uuid:")
+            && is_uuid(uuid)
+        {
+            let mut bytes: [u8; 16] = self.digest(uuid)[..16].try_into().expect("16 bytes");
+            bytes[6] = (bytes[6] & 0x0f) | 0x80;
+            bytes[8] = (bytes[8] & 0x3f) | 0x80;
+            let hex = hex::encode(bytes);
+            return format!(
+                "urn:uuid:{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+        }
+        if let Some(oid) = reference.strip_prefix("urn:oid:")
+            && is_oid(oid)
+        {
+            let bytes: [u8; 16] = self.digest(oid)[..16].try_into().expect("16 bytes");
+            return format!("urn:oid:2.25.{}", u128::from_be_bytes(bytes));
+        }
+        if let Some((resource_type, query)) = reference.split_once('?')
+            && fhir::types::resource_types()
+                .binary_search(&resource_type)
+                .is_ok()
+        {
+            return format!("{resource_type}?{}", self.hash_query(query));
+        }
+        self.hash(reference)
+    }
+
+    /// A search query (`identifier=http://sys|123&_count=1`, a conditional reference's or a
+    /// Bundle entry's `ifNoneExist`) with every value hashed and the names kept; a part
+    /// without `=` is hashed whole.
+    pub fn hash_query(&self, query: &str) -> String {
+        query
+            .split('&')
+            .map(|part| match part.split_once('=') {
+                Some((name, value)) => format!("{name}={}", self.hash(value)),
+                None => self.hash(part),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
     }
 
     /// The same as [`hash_reference`] with this key.
@@ -131,6 +201,24 @@ fn split_literal(reference: &str) -> Option<(&str, &str, &str)> {
     let slash = body.rfind('/')?;
     let (head, id) = (&body[..slash], &body[slash + 1..]);
     (is_id(id) && is_reference_head(head)).then_some((&body[..=slash], id, suffix))
+}
+
+/// Splits `[scheme://base/]Type/id[/_history/v]` with a base of any characters into (prefix up
+/// to and including `Type/`, id, suffix).
+fn split_any_base(reference: &str) -> Option<(&str, &str, &str)> {
+    let (body, suffix) = match reference.rfind("/_history/") {
+        Some(at) if is_id(&reference[at + "/_history/".len()..]) => reference.split_at(at),
+        _ => (reference, ""),
+    };
+    let slash = body.rfind('/')?;
+    let (head, id) = (&body[..slash], &body[slash + 1..]);
+    let resource_type = head.rsplit('/').next().unwrap_or(head);
+    let based = head.len() == resource_type.len()
+        || (head.contains("://") && !head.contains(char::is_whitespace));
+    let known = fhir::types::resource_types()
+        .binary_search(&resource_type)
+        .is_ok();
+    (is_id(id) && known && based).then_some((&body[..=slash], id, suffix))
 }
 
 fn is_oid(s: &str) -> bool {
@@ -228,5 +316,51 @@ mod tests {
         ] {
             assert_eq!(r(whole), h(whole), "{whole}");
         }
+    }
+
+    #[test]
+    fn valid_references_stay_valid() {
+        let hasher = Hasher::new("123");
+        let h = |s: &str| hash("123", s);
+        let v = |s: &str| hasher.hash_reference_valid(s);
+        assert_eq!(
+            v("http://my-server.org/fhir-r4/Patient/1"),
+            format!("http://my-server.org/fhir-r4/Patient/{}", h("1"))
+        );
+        assert_eq!(
+            v("Patient/1/_history/2"),
+            format!("Patient/{}/_history/2", h("1"))
+        );
+        let uuid = v("urn:uuid:aa2ed3d0-2b1c-4a8e-9a5e-3e0a8b7c1d2f");
+        let body = uuid.strip_prefix("urn:uuid:").unwrap();
+        assert!(is_uuid(body), "{uuid}");
+        assert_eq!(&body[14..15], "8", "version 8");
+        assert!(
+            matches!(&body[19..20], "8" | "9" | "a" | "b"),
+            "RFC 9562 variant"
+        );
+        assert_eq!(
+            uuid,
+            v("urn:uuid:aa2ed3d0-2b1c-4a8e-9a5e-3e0a8b7c1d2f"),
+            "deterministic"
+        );
+        let oid = v("urn:oid:1.2.3.4.5");
+        assert!(
+            oid.starts_with("urn:oid:2.25.") && is_oid(&oid[8..]),
+            "{oid}"
+        );
+        assert_eq!(
+            v("Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999999619"),
+            format!(
+                "Practitioner?identifier={}",
+                h("http://hl7.org/fhir/sid/us-npi|9999999619")
+            )
+        );
+        assert_eq!(
+            hasher.hash_query("identifier=a|1&name=x"),
+            format!("identifier={}&name={}", h("a|1"), h("x"))
+        );
+        assert_eq!(v("#c1"), format!("#{}", h("c1")));
+        assert_eq!(v("Unknown/1"), h("Unknown/1"));
     }
 }

@@ -62,6 +62,14 @@ valid JSON, not a resource, not a FHIR R4 resource type, or holds an unknown ele
 run, naming its file, line and element path; with --skip-invalid it is left out, reported,
 counted, and the run goes on. --seed N gives the same output whatever --threads is.
 
+Valid FHIR: Haven's presets (safe-harbor, safe-harbor-strict, research, limited-data-set) set
+the parameter `validOutput`, so every method writes only what the element's type allows: a
+required element that must go is masked with the data-absent-reason extension (`masked`), an
+optional one is removed whole, an instant is never cut to a year, hashed references keep their
+base, type and shape (a hashed urn:uuid is a UUID, a hashed urn:oid an OID). Without it
+(Microsoft's configurations, and ms-sample) the output is Microsoft's, byte for byte, which can
+be invalid FHIR; --valid-output turns it on for any configuration.
+
 Free text: the rules' `scrub` method (Haven's; used by the safe-harbor, research and
 limited-data-set presets) keeps free text and replaces every identifier found in it by a typed
 placeholder ([NAME], [PHONE], [ID], [ADDRESS], [CITY], [ZIP], [EMAIL], [URL], [IP], [AGE], dates
@@ -142,6 +150,9 @@ pub struct Args {
     /// The number of worker threads (default: one per CPU core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Write valid FHIR R4 whatever the configuration says (its `validOutput` parameter on).
+    #[arg(long)]
+    pub valid_output: bool,
     /// Where `scrub` collects the run's identifiers from (a file or folder of the people and
     /// places); default: INPUT itself (all of it, also in a sharded run).
     #[arg(long, value_name = "PATH")]
@@ -340,6 +351,9 @@ fn deidentify(args: &Args) -> Result<Status, Failure> {
         return Err(Failure::usage("INPUT and OUTPUT are required"));
     };
     let (mut config, configuration, config_sha256) = load_config(args)?;
+    if args.valid_output {
+        config.parameters.valid_output = true;
+    }
     let shard = match (args.shard, args.shard_count) {
         (Some(spec), _) => Some(spec),
         (None, Some(count)) => Some(ShardSpec::from_environment(count)?),
